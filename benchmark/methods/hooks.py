@@ -1,0 +1,55 @@
+"""Forward hooks that graft a modification onto a frozen module without replacing it.
+
+Keeping the backbone's modules in place keeps its parameter names, its loading code and
+its exact parameter count; the new tensors live in child modules named `petl_*`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.backbones.anatomy import Proj
+
+
+def add_to_output(proj: Proj, delta: Callable[[torch.Tensor], torch.Tensor]) -> torch.utils.hooks.RemovableHandle:
+    """out ← out + delta(x) on the projection's output slice (the whole output unless fused)."""
+    def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        d = delta(args[0])
+        if proj.start or (proj.stop is not None and proj.stop != proj.out_features):
+            d = F.pad(d, (proj.start, proj.out_features - proj.start - proj.width))
+        return out + d.to(out.dtype)
+    return proj.module.register_forward_hook(hook)
+
+
+def transform_output(module: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """out ← fn(out): sequential insertion after a module."""
+    module.register_forward_hook(lambda m, args, out: fn(out))
+
+
+def transform_input(module: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """x ← fn(x) before a module (first positional input)."""
+    module.register_forward_pre_hook(lambda m, args: (fn(args[0]), *args[1:]))
+
+
+class Captured:
+    """Holds the latest input of a module, so a parallel branch can read a sub-layer's input at its output."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.value: torch.Tensor | None = None
+        module.register_forward_pre_hook(self._store)
+
+    def _store(self, module: nn.Module, args: tuple) -> None:
+        self.value = args[0]
+
+
+def weight_delta_into(proj: Proj, delta_out_in: torch.Tensor) -> None:
+    """W ← W + ΔW for a (out×in) ΔW, respecting Conv1D's transposed storage and fused slices."""
+    w = proj.module.weight
+    with torch.no_grad():
+        if proj.transposed:
+            w[:, proj.start:proj.start + proj.width] += delta_out_in.T.to(w.dtype)
+        else:
+            w[proj.start:proj.start + proj.width, :] += delta_out_in.to(w.dtype)

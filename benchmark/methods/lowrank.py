@@ -1,0 +1,72 @@
+"""Low-rank updates (LoRA, Hu et al. 2021): Δh = s · x W_down W_up on chosen projections, parallel to them."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from benchmark.backbones.anatomy import Anatomy, Proj
+from benchmark.methods.hooks import add_to_output, weight_delta_into
+from benchmark.methods.space import Mod, attn_sites, register_form
+
+# site → which projections of each attention sub-layer / FFN sub-layer it touches
+ATTN_PROJS = {"attn": "qv", "q": "q", "k": "k", "v": "v", "o": "o", "qv": "qv", "kv": "kv", "qkv": "qkv"}
+FFN_PROJS = {"ffn": ("up", "down"), "ffn_up": ("up",), "ffn_down": ("down",)}
+
+
+class LowRankDelta(nn.Module):
+    """x ↦ s · dropout(x) Aᵀ Bᵀ with A (r×in) Kaiming-uniform and B (out×r) zero, so it starts as identity."""
+
+    def __init__(self, proj: Proj, r: int, scale: float, dropout: float) -> None:
+        super().__init__()
+        self.proj = [proj]  # a list keeps the host out of this module's parameters
+        self.down = nn.Linear(proj.in_features, r, bias=False)
+        self.up = nn.Linear(r, proj.width, bias=False)
+        nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.up.weight)
+        self.scale = scale
+        self.dropout = nn.Dropout(dropout)
+        self.handle = add_to_output(proj, self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(self.dropout(x.to(self.down.weight.dtype)))) * self.scale
+
+    def merge(self) -> None:
+        """Fold s·BA into the frozen weight and drop the hook: inference then costs nothing extra."""
+        weight_delta_into(self.proj[0], self.scale * self.up.weight @ self.down.weight)
+        self.handle.remove()
+
+
+def _targets(anat: Anatomy, mod: Mod) -> list[tuple[str, Proj]]:
+    if mod.site in FFN_PROJS:
+        return [(f"{f.name}.{p}", getattr(f, p)) for f in anat.ffn for p in FFN_PROJS[mod.site]]
+    return [(f"{a.name}.{p}", getattr(a, p)) for a in attn_sites(anat, mod) for p in ATTN_PROJS[mod.site]]
+
+
+class LowRank:
+    name = "lowrank"
+    sites = tuple(ATTN_PROJS) + tuple(FFN_PROJS)
+    size_key = "r"
+    options = ("dropout",)
+    identity_at_init = True
+    mergeable = True
+
+    def scale(self, mod: Mod) -> float:
+        """LoRA's s = alpha / r when alpha is given, else the mod's s."""
+        return mod.alpha / mod.r if mod.alpha is not None else mod.s
+
+    def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
+        names = []
+        for where, proj in _targets(anat, mod):
+            delta = LowRankDelta(proj, mod.r, self.scale(mod), float(mod.options.get("dropout", 0.0)))
+            child = f"petl_lowrank_{tag}_{where.rsplit('.', 1)[-1]}"
+            proj.module.add_module(child, delta)
+            names.append(child)
+        return names
+
+    def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
+        return sum(mod.r * (p.in_features + p.width) for _, p in _targets(anat, mod))
+
+
+register_form(LowRank())

@@ -1,0 +1,61 @@
+"""Unfreezing existing tensors: FPT's layer norms / positions / input layer (Lu et al. 2021) and BitFit's biases.
+
+No new parameters: the 'modification' is that some pretrained tensors train. The count
+is the exact size of what is unfrozen (FPT's paper counts only the position rows used;
+`benchmark.tasks.fpt` reports that variant beside it).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from benchmark.backbones.anatomy import Anatomy, core_of
+from benchmark.methods.space import Mod, register_form
+
+
+def _modules(model: nn.Module, anat: Anatomy, site: str) -> list[nn.Module]:
+    """The modules whose parameters a site unfreezes."""
+    if site == "layer_norm":
+        return anat.layer_norms
+    if site == "positions":
+        return anat.positions
+    if site == "input":
+        return [m for m in (getattr(model, "input_layer", None),) if m is not None]
+    if site == "attention":
+        return [a.core for a in anat.attn]
+    if site == "ffn":
+        return [m for f in anat.ffn for m in (f.up.module, f.down.module)]
+    if site == "embeddings":
+        return anat.token_embeddings
+    if site == "all":
+        return [core_of(model)]
+    return []
+
+
+def _params(model: nn.Module, anat: Anatomy, site: str) -> list[nn.Parameter]:
+    if site == "bias":
+        return [p for n, p in core_of(model).named_parameters() if n.endswith("bias")]
+    seen: dict[int, nn.Parameter] = {}
+    for m in _modules(model, anat, site):
+        for p in m.parameters():
+            seen[id(p)] = p
+    return list(seen.values())
+
+
+class Unfreeze:
+    name = "unfreeze"
+    sites = ("layer_norm", "positions", "input", "attention", "ffn", "bias", "embeddings", "all")
+    size_key = None
+    options = ()
+    identity_at_init = True
+    mergeable = True
+
+    def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
+        for p in _params(model, anat, mod.site):
+            p.requires_grad_(True)
+        return []
+
+    def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
+        return sum(p.numel() for p in _params(model, anat, mod.site))
+
+
+register_form(Unfreeze())

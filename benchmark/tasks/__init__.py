@@ -1,0 +1,1 @@
+"""Tasks: one module per task family (bits, glue, …), registered through entry points."""

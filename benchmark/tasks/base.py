@@ -1,0 +1,71 @@
+"""What a task is: its data, its model head, its metric and its paper recipe.
+
+A task module owns everything task-specific; `benchmark.train` only wires a task, a
+method and the Trainer together. `settings` is the task's resolved configuration
+(`defaults` overlaid with the config file), `recipe` its training hyper-parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+from torch import nn
+from torch.utils.data import Dataset, IterableDataset
+from transformers import Trainer, TrainingArguments
+
+from benchmark.errors import ConfigError
+
+
+@dataclass
+class TaskData:
+    """Training and evaluation data plus the collator that batches them."""
+
+    train: Dataset | IterableDataset
+    eval: Dataset
+    collate: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    eval_name: str = "validation"
+
+
+class Task:
+    """Base class: subclasses set the class attributes and implement `build_model` and `data`."""
+
+    name: ClassVar[str]
+    paper: ClassVar[str]  # "he2022" or "lu2021"
+    metric: ClassVar[str]  # the primary metric, higher is better
+    default_backbone: ClassVar[str]
+    needs_data: ClassVar[bool] = False  # True when a data rule must fetch files first
+    options: ClassVar[dict[str, Any]] = {}  # task-specific settings and their defaults
+    recipe: ClassVar[dict[str, Any]] = {}  # training hyper-parameters (paper recipe)
+    version: ClassVar[str] = "1"
+    trainer: ClassVar[type[Trainer]] = Trainer  # Seq2SeqTrainer for generation tasks
+    training_args_class: ClassVar[type[TrainingArguments]] = TrainingArguments
+
+    def check(self, settings: dict[str, Any], where: str) -> None:
+        """Reject unknown task options before any training; subclasses add data checks."""
+        bad = sorted(set(settings.get("options", {})) - set(self.options))
+        if bad:
+            raise ConfigError(f"{where}.options: unknown key(s) {bad}; valid: {', '.join(sorted(self.options))}")
+
+    def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+        raise NotImplementedError
+
+    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
+        raise NotImplementedError
+
+    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
+        """Write the task's files into `out_dir` (Hub download or local copy). Only for `needs_data` tasks."""
+        raise NotImplementedError(f"task {self.name!r} generates its data; it needs no data rule")
+
+    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        """Accuracy over every prediction (per-bit accuracy for bit tasks)."""
+        return {self.metric: float((np.asarray(logits).argmax(-1) == np.asarray(labels)).mean() * 100)}
+
+    def evaluate(self, trainer: Trainer, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
+        """Final metrics of the trained model on `data.eval` (generation tasks override: beam search etc.)."""
+        out = trainer.evaluate()
+        return {k.removeprefix("eval_"): float(v) for k, v in out.items()
+                if k.removeprefix("eval_") in (self.metric, "loss") or k.removeprefix("eval_") in self.extra_metrics}
+
+    extra_metrics: ClassVar[tuple[str, ...]] = ()

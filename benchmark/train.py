@@ -1,0 +1,201 @@
+"""Train one (task, method, budget, seed) with the transformers Trainer and write its record.
+
+The run folder holds `run.log` (everything the run printed), `checkpoint/` (the Trainer's
+checkpoints, from which a restarted run resumes) and, at the very end, `record.json`,
+written atomically. A crash leaves the log and no record; a NaN/inf loss ends the run
+early with status `diverged`, which is a result and is recorded as such.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from benchmark import registry
+from benchmark.methods.budget import solve
+from benchmark.methods.space import Method, method_from_dict
+from benchmark.record import now, provenance, write_record
+
+log = logging.getLogger("petl_bench.train")
+
+
+def _method(spec: dict[str, Any]) -> Method:
+    """Rebuild the method from the spec's plain-JSON form (the spec is all a job receives)."""
+    raw = spec["method"]
+    method = method_from_dict(raw["name"], {k: raw[k] for k in ("compose", "train_all", "init")})
+    return dataclasses.replace(method, source=raw.get("source", "config"), description=raw.get("description", ""))
+
+
+def count_params(model: Any) -> dict[str, int]:
+    """Trainable and total parameter counts; `total_backbone` is the pretrained model alone (the paper's %
+    denominator), excluding the task head and the method's new tensors."""
+    from benchmark.backbones.anatomy import core_of
+
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    backbone = sum(p.numel() for n, p in core_of(model).named_parameters() if ".petl_" not in f".{n}")
+    return {"trainable": trainable, "total": total, "backbone": backbone}
+
+
+class DivergenceWatch(TrainerCallback):
+    """Stop on a non-finite training loss and remember the step: divergence is a result, not a crash."""
+
+    def __init__(self) -> None:
+        self.diverged_at: int | None = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.diverged_at = state.global_step
+            control.should_training_stop = True
+
+
+def _training_args(train: dict[str, Any], out: Path, seed: int, threads: int, has_length: bool,
+                   args_class: type) -> Any:
+    import torch
+
+    steps = train.get("max_steps") or -1
+    eval_steps = train.get("eval_steps")
+    cuda = torch.cuda.is_available()
+    return args_class(
+        output_dir=str(out / "checkpoint"),
+        per_device_train_batch_size=train["batch_size"],
+        per_device_eval_batch_size=train.get("eval_batch_size", max(train["batch_size"], 64)),
+        gradient_accumulation_steps=train.get("grad_accum", 1),
+        learning_rate=train["learning_rate"],
+        lr_scheduler_type=train.get("lr_scheduler", "linear"),
+        warmup_steps=train.get("warmup_ratio", 0.0),
+        weight_decay=train.get("weight_decay", 0.0),
+        max_grad_norm=train.get("max_grad_norm", 1.0),
+        adam_beta1=train.get("adam_beta1", 0.9),
+        adam_beta2=train.get("adam_beta2", 0.999),
+        adam_epsilon=train.get("adam_epsilon", 1e-8),
+        label_smoothing_factor=train.get("label_smoothing", 0.0),
+        max_steps=steps,
+        num_train_epochs=train.get("num_epochs", 1) if steps <= 0 else 1,
+        eval_strategy="steps" if eval_steps else "no",
+        eval_steps=eval_steps,
+        logging_steps=min(50, eval_steps or 50),
+        logging_nan_inf_filter=False,
+        save_strategy="steps",
+        save_steps=train.get("save_steps", 500),
+        save_total_limit=1,
+        save_only_model=False,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=False,
+    )
+
+
+def _last_checkpoint(out: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / "checkpoint"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def _peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None, force: bool = False) -> dict:
+    """Train the run `spec` describes into folder `out`; return its record (also written to out/record.json)."""
+    import torch
+    from transformers import set_seed
+
+    out = Path(out)
+    record_path = out / "record.json"
+    if record_path.exists() and not force:
+        raise FileExistsError(f"{record_path} already holds a record; move it away or pass --force to replace it")
+    started, t0 = now(), time.perf_counter()
+    seed, threads = spec["seed"], spec.get("threads", 1)
+    torch.set_num_threads(threads)
+    task = registry.get_task(spec["task"]["task"])
+    settings = spec["task"]
+    method = _method(spec)
+    if task.needs_data and data_path is None:
+        raise ValueError(f"task {task.name!r} reads prepared data: pass --data (see `petl-bench data`)")
+
+    set_seed(seed)
+    model = task.build_model(settings, method.init, seed)
+    method, sizes, formula = _solve_budget(method, spec["budget"], model)
+    trainable_names = method.apply(model)
+    counts = count_params(model)
+    log.info("%s: %d trainable of %d (%.4f%% of the backbone)", method.name, counts["trainable"], counts["total"],
+             100 * counts["trainable"] / counts["backbone"])
+
+    data = task.data(settings, seed, data_path)
+    has_length = hasattr(data.train, "__len__")
+    args = _training_args(spec["train"], out, seed, threads, has_length, task.training_args_class)
+    watch = DivergenceWatch()
+
+    def metrics(pred: Any) -> dict[str, float]:
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        return task.compute_metrics(logits, pred.label_ids)
+
+    trainer = task.trainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
+                           data_collator=data.collate, compute_metrics=metrics, callbacks=[watch])
+    resume = _last_checkpoint(out)
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    status = "diverged" if watch.diverged_at is not None else "ok"
+    final = task.evaluate(trainer, data, settings) if status == "ok" else {}
+    record = {
+        "schema": 1,
+        "key": spec["key"],
+        "status": status,
+        "diverged_at_step": watch.diverged_at,
+        "metrics": final,
+        "primary_metric": task.metric,
+        "eval_split": data.eval_name,
+        "config": spec,
+        "method": {**method.to_dict(), "sizes": sizes},
+        "params": {**counts, "trainable_pct": 100 * counts["trainable"] / counts["backbone"],
+                   "denominator": "pretrained backbone (task head and new tensors excluded)",
+                   "formula": formula, "trainable_tensors": trainable_names},
+        "train": {"steps": result.global_step, "train_loss": result.training_loss,
+                  "resumed_from": resume},
+        "curve": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
+        "wall_time_s": time.perf_counter() - t0,
+        "peak_memory_mb": _peak_memory_mb(),
+        "provenance": provenance(seed, started),
+    }
+    write_record(record, record_path, overwrite=force)
+    return record
+
+
+def _solve_budget(method: Method, budget: str, model: Any) -> tuple[Method, dict[str, int], int]:
+    """Apply the budget to the method; shares are solved against the backbone's size with the paper formula."""
+    from benchmark.backbones.anatomy import core_of
+
+    total = sum(p.numel() for p in core_of(model).parameters())
+    method, sizes = solve(method, budget, lambda m: m.formula(model), total)
+    return method, sizes, method.formula(model)
+
+
+def setup_logging(log_file: Path | None) -> None:
+    """Log to stderr and, when given, to the run's own log file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
