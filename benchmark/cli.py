@@ -12,6 +12,7 @@ from typing import Any, Callable
 import yaml
 
 from benchmark.errors import ConfigError
+from benchmark.record import RecordError
 
 log = logging.getLogger("petl_bench")
 
@@ -45,6 +46,7 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from benchmark.config import Run, load_config
+    from benchmark.record import now, write_failure
     from benchmark.train import setup_logging, train_run
 
     if args.spec:
@@ -56,13 +58,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         spec = cfg.spec(Run(args.task, args.method, args.budget, args.seed))
     out = Path(args.out)
     setup_logging(Path(args.log) if args.log else out / "run.log")
+    if args.gpu_ids:
+        from benchmark.devices import claim_gpu
+
+        gpu = claim_gpu(args.gpu_ids.split(","), Path(args.resources) / "gpu-locks")
+        log.info("claimed GPU %s (CUDA_VISIBLE_DEVICES)", gpu)
     data = Path(args.data) if args.data else None
     if data is None and spec["task"].get("data_dir") and not args.spec:
         data = _prepare(spec["task"], Path(args.resources) / "data" / spec["task"]["name"])
+    started = now()
     try:
         record = train_run(spec, out, data_path=data, force=args.force)
-    except Exception:
-        log.error("run %s failed:\n%s", out, traceback.format_exc())
+    except FileExistsError:
+        raise
+    except Exception as e:
+        trace = traceback.format_exc()
+        log.error("run %s failed:\n%s", out, trace)
+        write_failure(spec, out, e, trace, started)
         raise
     print(json.dumps({"status": record["status"], "metrics": record["metrics"],
                       "trainable_pct": round(record["params"]["trainable_pct"], 4)}))
@@ -95,6 +107,21 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    """Trainable counts of a method on a backbone, built on the meta device (no weights, no network)."""
+    from benchmark import registry
+    from benchmark.methods.params import format_report, param_report
+    from benchmark.methods.space import method_from_dict
+
+    extra = {}
+    if args.config:
+        raw = yaml.safe_load(Path(args.config).read_text()) or {}
+        extra = {n: method_from_dict(n, m) for n, m in (raw.get("methods") or {}).items()}
+    report = param_report(args.backbone, registry.get_method(args.method, extra), args.budget, args.head)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from leaderboard.ingest import ingest
 
@@ -106,7 +133,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from leaderboard.site import render_site
 
-    index = render_site(args.db_url or f"sqlite:///{args.db}", Path(args.out))
+    index = render_site(args.db_url or f"sqlite:///{args.db}", Path(args.out),
+                        planned=Path(args.planned) if args.planned else None)
     print(f"leaderboard written to {index}")
     return 0
 
@@ -135,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the task's prepared data folder (default: prepared under --resources)")
     p.add_argument("--log", help="log file (default: OUT/run.log)")
     p.add_argument("--force", action="store_true", help="replace an existing record.json")
+    p.add_argument("--gpu-ids", help="comma-separated GPU ids shared by concurrent jobs; this job claims a free one")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("data", help="fetch or copy a task's data into a local folder")
@@ -145,6 +174,15 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("methods", help="list every method with its coordinates in the design space")
     p.set_defaults(fn=cmd_methods)
 
+    p = sub.add_parser("params", help="trainable parameter counts of a method on a backbone (meta device)")
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--budget", default="default", help="default, sizes like l30-r512, or a share like 0.5pct")
+    p.add_argument("--head", default="base", choices=["base", "seq-cls", "seq2seq"], help="task head to build")
+    p.add_argument("--config", help="a config file whose methods: block defines more methods")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(fn=cmd_params)
+
     for name, fn, text in (("ingest", cmd_ingest, "index run records into the database"),
                            ("report", cmd_report, "render the static HTML leaderboard")):
         p = sub.add_parser(name, help=text)
@@ -154,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--runs", default="results/runs")
         else:
             p.add_argument("--out", default="results/leaderboard")
+            p.add_argument("--planned", help="JSON list of planned run keys, so the overview can count missing runs")
         p.set_defaults(fn=fn)
     return ap
 
@@ -163,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     fn: Callable[[argparse.Namespace], int] = args.fn
     try:
         return fn(args)
-    except (ConfigError, FileExistsError) as e:
+    except (ConfigError, FileExistsError, RecordError) as e:
         print(f"petl-bench {args.command}: error: {e}", file=sys.stderr)
         return 2
 

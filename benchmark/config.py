@@ -23,7 +23,8 @@ from benchmark.methods.space import Method, method_from_dict
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 TRAIN_KEYS = {"learning_rate", "batch_size", "max_steps", "num_epochs", "lr_scheduler", "warmup_ratio",
               "weight_decay", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "eval_steps",
-              "grad_accum", "label_smoothing", "eval_batch_size", "save_steps"}
+              "grad_accum", "label_smoothing", "eval_batch_size", "save_steps", "log_steps",
+              "eval_strategy", "select_metric", "max_tokens"}
 
 
 def _with_defaults(validator_cls: type) -> type:
@@ -37,7 +38,10 @@ def _with_defaults(validator_cls: type) -> type:
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_cls, {"properties": props})
+    # JSON calls 1.0 an integer; a seed of 1.0 would name a run folder "1.0", so integers must be ints
+    types = validator_cls.TYPE_CHECKER.redefine(
+        "integer", lambda checker, x: isinstance(x, int) and not isinstance(x, bool))
+    return jsonschema.validators.extend(validator_cls, {"properties": props}, type_checker=types)
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)

@@ -115,3 +115,14 @@ def read_record(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise RecordError(f"{path}: not valid JSON (truncated or corrupt?): {e}") from None
     return validate_record(record, str(path))
+
+
+def write_failure(spec: dict[str, Any], out: Path, error: BaseException, trace: str, started: str) -> Path:
+    """Record a crashed run as `failed.json` beside its log. Not `record.json`: Snakemake deletes a failed
+    job's outputs, and a later successful attempt must not be blocked; the leaderboard shows both."""
+    record = {
+        "schema": SCHEMA_VERSION, "key": spec["key"], "status": "failed", "metrics": {}, "config": spec,
+        "params": {}, "wall_time_s": None, "error": f"{type(error).__name__}: {error}",
+        "error_tail": trace[-4000:], "log": "run.log", "provenance": provenance(spec["seed"], started),
+    }
+    return write_record(record, Path(out) / "failed.json", overwrite=True)

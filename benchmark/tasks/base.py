@@ -6,14 +6,13 @@ method and the Trainer together. `settings` is the task's resolved configuration
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 from torch import nn
 from torch.utils.data import Dataset, IterableDataset
-from transformers import Trainer, TrainingArguments
 
 from benchmark.errors import ConfigError
 
@@ -26,6 +25,8 @@ class TaskData:
     eval: Dataset
     collate: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
     eval_name: str = "validation"
+    extras: dict[str, Any] = field(default_factory=dict)  # further eval sets, references … for `Task.evaluate`
+    metrics: Callable[[Any, Any], dict[str, float]] | None = None  # replaces `Task.compute_metrics` (decoding)
 
 
 class Task:
@@ -34,13 +35,16 @@ class Task:
     name: ClassVar[str]
     paper: ClassVar[str]  # "he2022" or "lu2021"
     metric: ClassVar[str]  # the primary metric, higher is better
+    paper_metric: ClassVar[str | None] = None  # the metric comparable with the paper's numbers (default: metric)
     default_backbone: ClassVar[str]
     needs_data: ClassVar[bool] = False  # True when a data rule must fetch files first
     options: ClassVar[dict[str, Any]] = {}  # task-specific settings and their defaults
     recipe: ClassVar[dict[str, Any]] = {}  # training hyper-parameters (paper recipe)
     version: ClassVar[str] = "1"
-    trainer: ClassVar[type[Trainer]] = Trainer  # Seq2SeqTrainer for generation tasks
-    training_args_class: ClassVar[type[TrainingArguments]] = TrainingArguments
+    # transformers classes by name, so that planning a grid never imports the training stack
+    trainer: ClassVar[str] = "Trainer"  # "Seq2SeqTrainer" for generation tasks
+    training_args_class: ClassVar[str] = "TrainingArguments"
+    extra_metrics: ClassVar[tuple[str, ...]] = ()  # metrics reported beside the primary one
 
     def check(self, settings: dict[str, Any], where: str) -> None:
         """Reject unknown task options before any training; subclasses add data checks."""
@@ -62,10 +66,19 @@ class Task:
         """Accuracy over every prediction (per-bit accuracy for bit tasks)."""
         return {self.metric: float((np.asarray(logits).argmax(-1) == np.asarray(labels)).mean() * 100)}
 
-    def evaluate(self, trainer: Trainer, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
+    def training_kwargs(self, train: dict[str, Any]) -> dict[str, Any]:
+        """Extra `training_args_class` arguments this task needs (generation, token batching …)."""
+        return {}
+
+    def after_apply(self, model: nn.Module, settings: dict[str, Any], method: Any) -> None:
+        """Adjust what trains after the method is applied (e.g. reproduce a reference-code freezing bug)."""
+
+    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """How this run was evaluated, for the record: selection, splits, deviations from the paper."""
+        return {}
+
+    def evaluate(self, trainer: Any, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
         """Final metrics of the trained model on `data.eval` (generation tasks override: beam search etc.)."""
         out = trainer.evaluate()
         return {k.removeprefix("eval_"): float(v) for k, v in out.items()
                 if k.removeprefix("eval_") in (self.metric, "loss") or k.removeprefix("eval_") in self.extra_metrics}
-
-    extra_metrics: ClassVar[tuple[str, ...]] = ()

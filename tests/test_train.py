@@ -1,0 +1,120 @@
+"""One run end to end on a tiny random BERT: the record, its counts, and what happens when things go wrong."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.config import Run, load_config
+from benchmark.record import RecordError, read_record, write_record
+from benchmark.train import train_run
+
+CFG = {"tasks": {"bit-xor": {"backbone": "tiny-bert", "options": {"eval_size": 32},
+                             "train": {"max_steps": 6, "batch_size": 4, "eval_steps": 3, "save_steps": 3}}},
+       "grid": [{"tasks": ["bit-xor"], "methods": ["full", "fpt", "lora"]}]}
+
+
+def spec(method: str, **train) -> dict:
+    cfg = load_config(CFG)
+    s = cfg.spec(Run("bit-xor", method, "default", 1))
+    s["train"].update(train)
+    return s
+
+
+@pytest.fixture(scope="module")
+def fpt_record(tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("run") / "bit-xor" / "fpt" / "default" / "1"
+    return train_run(spec("fpt"), out), out
+
+
+def test_record_has_design_fields(fpt_record) -> None:
+    record, out = fpt_record
+    assert read_record(out / "record.json") == json.loads(json.dumps(record, default=str))
+    assert record["status"] == "ok" and 0 <= record["metrics"]["accuracy"] <= 100
+    assert record["key"] == {"task": "bit-xor", "method": "fpt", "budget": "default", "seed": 1}
+    assert record["train"]["steps"] == 6 and record["wall_time_s"] > 0 and record["peak_memory_mb"] > 0
+    prov = record["provenance"]
+    for field in ("git_commit", "git_dirty", "packages", "torch", "device", "host", "seed", "started", "finished"):
+        assert field in prov
+    assert prov["packages"]["transformers"] and prov["seed"] == 1
+    assert record["config"]["task"]["backbone"] == "tiny-bert"
+    assert [c["step"] for c in record["curve"]] == [3, 6]
+    assert (out / "checkpoint").is_dir() and not list(out.glob(".record-*"))
+
+
+def test_fpt_trains_exactly_norms_positions_input_output(fpt_record) -> None:
+    import torch
+
+    record, _ = fpt_record
+    names = set(record["params"]["trainable_tensors"])
+    assert names and all(("LayerNorm" in n or "position_embeddings" in n or n.startswith(("input_layer.",
+                          "output_layer."))) for n in names)
+    assert {"input_layer.weight", "output_layer.weight", "backbone.embeddings.position_embeddings.weight"} <= names
+    d, layers, max_pos = 32, 2, 512
+    norms = (1 + 2 * layers) * 2 * d  # embedding LN + 2 per layer, weight and bias each
+    expected = norms + max_pos * d + (1 * d + d) + (d * 2 + 2)  # positions, input (1→d), output (d→2)
+    assert record["params"]["trainable"] == expected
+    assert torch.isclose(torch.tensor(record["params"]["trainable_pct"]),
+                         torch.tensor(100 * expected / record["params"]["backbone"]))
+
+
+def test_lora_counts_match_formula(tmp_path) -> None:
+    record = train_run(spec("lora", max_steps=2, eval_steps=None), tmp_path / "lora")
+    r, d, layers = 16, 32, 2
+    lora = layers * 2 * r * (d + d)  # q and v: down (r×d) + up (d×r)
+    assert record["params"]["formula"] == lora
+    assert record["params"]["trainable"] == lora + (d * 2 + 2) + 0  # + output layer; the input layer stays frozen
+    assert record["method"]["sizes"] == {"r": 16}
+
+
+def test_full_trains_everything(tmp_path) -> None:
+    record = train_run(spec("full", max_steps=2, eval_steps=None), tmp_path / "full")
+    assert record["params"]["trainable"] == record["params"]["total"]
+
+
+def test_existing_record_never_overwritten(fpt_record) -> None:
+    record, out = fpt_record
+    before = (out / "record.json").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a record.*--force"):
+        train_run(spec("fpt"), out)
+    with pytest.raises(FileExistsError):
+        write_record(record, out / "record.json")
+    assert (out / "record.json").read_bytes() == before
+
+
+def test_failed_run_leaves_log_and_no_record(tmp_path, monkeypatch, capsys) -> None:
+    from benchmark.tasks.bits import BitXor
+
+    def boom(self, *a, **k):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(BitXor, "data", boom)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        main(["train", "--task", "bit-xor", "--method", "fpt", "--backbone", "tiny-bert", "--out", str(out)])
+    assert "disk on fire" in (out / "run.log").read_text()
+    assert not (out / "record.json").exists() and not list(out.glob(".record-*"))
+    failed = read_record(out / "failed.json")
+    assert failed["status"] == "failed" and "RuntimeError: disk on fire" in failed["error"]
+    assert "boom" in failed["error_tail"] and failed["key"]["method"] == "fpt"
+
+
+def test_divergence_is_recorded(tmp_path) -> None:
+    record = train_run(spec("full", learning_rate=1e30, max_steps=40, eval_steps=None), tmp_path / "div")
+    assert record["status"] == "diverged" and record["diverged_at_step"] >= 1
+    assert record["metrics"] == {}
+
+
+def test_truncated_record_is_named(tmp_path) -> None:
+    bad = tmp_path / "record.json"
+    bad.write_text('{"schema": 1, "key": {"task": "bit-x')
+    with pytest.raises(RecordError, match=f"{bad}: not valid JSON"):
+        read_record(bad)
+
+
+def test_same_seed_same_metrics(tmp_path) -> None:
+    a = train_run(spec("lora", max_steps=3, eval_steps=None), tmp_path / "a")
+    b = train_run(spec("lora", max_steps=3, eval_steps=None), tmp_path / "b")
+    assert a["metrics"] == b["metrics"] and not math.isnan(a["metrics"]["loss"])

@@ -1,0 +1,109 @@
+"""The Snakefile plans the grid each config file describes, and the smoke grid runs end to end."""
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake
+
+
+def dry_run(*args: str) -> str:
+    cmd = [snakemake(), "-n", "--cores", "2", "--nolock", *args]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def job_counts(text: str) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", text, re.M)}
+
+
+def planned_runs(config: Path) -> int:
+    """Grid size computed independently of benchmark.config: the union of each block's product."""
+    cfg = yaml.safe_load(config.read_text())
+    runs = set()
+    for b in cfg["grid"]:
+        for t in b["tasks"]:
+            for m in b["methods"]:
+                for bud in b.get("budgets", ["default"]):
+                    for s in b.get("seeds", [1]):
+                        runs.add((t, m, bud, s))
+    return len(runs)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_each_config_dry_runs_its_grid(name: str, tmp_path: Path) -> None:
+    args = ["--configfile", f"config/{name}", "--config", f"results={tmp_path}/results",
+            f"resources={tmp_path}/resources"]
+    if name != "config.yaml":
+        args.append(f"data_dir={REPO.parent / 'shared' / 'data'}")
+    counts = job_counts(dry_run(*args))
+    assert counts["train"] == planned_runs(REPO / "config" / name)
+    assert counts["ingest"] == counts["report"] == counts["all"] == 1
+
+
+def test_plain_snakemake_is_the_paper_grid(tmp_path: Path) -> None:
+    counts = job_counts(dry_run("--config", f"results={tmp_path}/results"))
+    assert counts["train"] == planned_runs(REPO / "config" / "config.yaml")
+
+
+def test_bad_config_stops_before_planning(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid:\n  - tasks: [bit-xor]\n    methods: [fpt]\n    seeds: [-1]\n")
+    out = subprocess.run([snakemake(), "-n", "--nolock", "--cores", "1", "--configfile", str(bad)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "grid[0].seeds[0]" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_smoke_grid_end_to_end(tmp_path: Path, shared_data: Path) -> None:
+    results = tmp_path / "results"
+    cmd = [snakemake(), "--cores", "2", "--nolock", "--configfile", "config/smoke.yaml", "--config",
+           f"results={results}", f"resources={tmp_path}/resources", f"data_dir={shared_data}"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    records = sorted(results.glob("runs/*/*/*/*/record.json"))
+    assert len(records) == planned_runs(REPO / "config" / "smoke.yaml")
+    assert all((r.parent / "run.log").stat().st_size > 0 for r in records)
+    assert (tmp_path / "resources" / "data" / "sst2" / "validation.jsonl").is_file()
+    db = results / "bench.sqlite"
+    html = (results / "leaderboard" / "index.html").read_text()
+    assert "bit-xor" in html and "sst2" in html and "lora" in html
+
+    def rows() -> list:
+        with sqlite3.connect(db) as con:
+            tables = [t for (t,) in con.execute("select name from sqlite_master where type='table'")]
+            return [(t, sorted(map(repr, con.execute(f"select * from {t}").fetchall()))) for t in sorted(tables)]
+
+    before = rows()
+    assert any(len(r) == len(records) for _, r in before), "one row per run somewhere in the store"
+    again = subprocess.run([str(Path(snakemake()).parent / "petl-bench"), "ingest", "--runs", str(results / "runs"),
+                            "--db", str(db)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert rows() == before
+
+
+def test_slurm_profile_plans_with_task_resources(tmp_path: Path) -> None:
+    cfg = tmp_path / "res.yaml"
+    cfg.write_text("gpus: 1\nresources:\n  default: {mem_mb: 8000, runtime: 60}\n  bit-xor: {mem_mb: 4000, "
+                   "gpu_model: a100}\ntasks:\n  bit-xor: {backbone: gpt2}\n"
+                   "grid:\n  - {tasks: [bit-xor], methods: [fpt]}\n")
+    text = dry_run("--profile", "workflow/profiles/slurm", "--configfile", str(cfg), "--config",
+                   f"results={tmp_path}/results")
+    train = text[text.index("rule train:"):].split("\n\n")[0]
+    for word in ("mem_mb=4000", "runtime=60", "gpu=1", "gpu_model=a100", "slurm_partition=gpu"):
+        assert word in train
+
+
+def test_local_profile_with_gpu_ids_passes_them_to_jobs(tmp_path: Path) -> None:
+    cfg = tmp_path / "gpus.yaml"
+    cfg.write_text("gpus: 1\ngpu_ids: [0, 1]\ntasks:\n  bit-xor: {backbone: gpt2}\n"
+                   "grid:\n  - {tasks: [bit-xor], methods: [fpt, lora]}\n")
+    text = dry_run("--profile", "workflow/profiles/local", "-p", "--configfile", str(cfg), "--config",
+                   f"results={tmp_path}/results")
+    assert text.count("--gpu-ids 0,1") == 2
