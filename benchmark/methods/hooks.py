@@ -14,6 +14,12 @@ from torch import nn
 from benchmark.backbones.anatomy import Proj
 
 
+def device_of(module: nn.Module) -> torch.device:
+    """Where a host module's weights live, so new tensors follow it (the `meta` device included: counting a
+    method on BART-large then costs no memory)."""
+    return next(module.parameters()).device
+
+
 def add_to_output(proj: Proj, delta: Callable[[torch.Tensor], torch.Tensor]) -> torch.utils.hooks.RemovableHandle:
     """out ← out + delta(x) on the projection's output slice (the whole output unless fused)."""
     def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
@@ -34,15 +40,31 @@ def transform_input(module: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor
     module.register_forward_pre_hook(lambda m, args: (fn(args[0]), *args[1:]))
 
 
+def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """A sub-layer's main input, whether passed positionally (GPT-2, T5, BERT) or as `hidden_states=` (BART)."""
+    if args:
+        return args[0]
+    if "hidden_states" in kwargs:
+        return kwargs["hidden_states"]
+    raise TypeError(f"cannot find the input among keyword arguments {sorted(kwargs)}")
+
+
 class Captured:
-    """Holds the latest input of a module, so a parallel branch can read a sub-layer's input at its output."""
+    """Holds the latest input of a module, so a parallel branch can read a sub-layer's input at its output.
+    `take()` hands it over once, so no activation outlives its forward pass."""
 
     def __init__(self, module: nn.Module) -> None:
         self.value: torch.Tensor | None = None
-        module.register_forward_pre_hook(self._store)
+        module.register_forward_pre_hook(self._store, with_kwargs=True)
 
-    def _store(self, module: nn.Module, args: tuple) -> None:
-        self.value = args[0]
+    def _store(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self.value = first_input(args, kwargs)
+
+    def take(self) -> torch.Tensor:
+        value, self.value = self.value, None
+        if value is None:
+            raise RuntimeError("parallel branch ran before its sub-layer's input was seen")
+        return value
 
 
 def weight_delta_into(proj: Proj, delta_out_in: torch.Tensor) -> None:

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from benchmark.backbones.anatomy import Anatomy, Proj
-from benchmark.methods.hooks import add_to_output, weight_delta_into
-from benchmark.methods.space import Mod, attn_sites, register_form
+from benchmark.errors import ConfigError
+from benchmark.methods.hooks import add_to_output, device_of, weight_delta_into
+from benchmark.methods.space import Mod, attn_sites, register_form, require
 
 # site → which projections of each attention sub-layer / FFN sub-layer it touches
 ATTN_PROJS = {"attn": "qv", "q": "q", "k": "k", "v": "v", "o": "o", "qv": "qv", "kv": "kv", "qkv": "qkv"}
@@ -21,8 +22,9 @@ class LowRankDelta(nn.Module):
     def __init__(self, proj: Proj, r: int, scale: float, dropout: float) -> None:
         super().__init__()
         self.proj = [proj]  # a list keeps the host out of this module's parameters
-        self.down = nn.Linear(proj.in_features, r, bias=False)
-        self.up = nn.Linear(r, proj.width, bias=False)
+        device = device_of(proj.module)
+        self.down = nn.Linear(proj.in_features, r, bias=False, device=device)
+        self.up = nn.Linear(r, proj.width, bias=False, device=device)
         nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.up.weight)
         self.scale = scale
@@ -52,13 +54,23 @@ class LowRank:
     identity_at_init = True
     mergeable = True
 
+    def check(self, mod: Mod, where: str) -> None:
+        if mod.composition not in ("add", "scaled"):
+            raise ConfigError(f"{where}: lowrank composition {mod.composition!r} is not one of ('add', 'scaled'); "
+                              f"s = alpha/r when alpha is given, else s")
+        if mod.insertion != "parallel":
+            raise ConfigError(f"{where}: lowrank insertion {mod.insertion!r}: x·W_down·W_up runs beside the frozen "
+                              f"projection, so it is always 'parallel'")
+        if mod.alpha is not None and mod.s != 1.0:
+            raise ConfigError(f"{where}: give either alpha (s = alpha/r, LoRA's convention) or s, not both")
+
     def scale(self, mod: Mod) -> float:
         """LoRA's s = alpha / r when alpha is given, else the mod's s."""
         return mod.alpha / mod.r if mod.alpha is not None else mod.s
 
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
         names = []
-        for where, proj in _targets(anat, mod):
+        for where, proj in require(_targets(anat, mod), anat, mod, "projections"):
             delta = LowRankDelta(proj, mod.r, self.scale(mod), float(mod.options.get("dropout", 0.0)))
             child = f"petl_lowrank_{tag}_{where.rsplit('.', 1)[-1]}"
             proj.module.add_module(child, delta)

@@ -14,12 +14,13 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from benchmark.backbones.anatomy import Anatomy, anatomy
+from benchmark.backbones.anatomy import Anatomy, anatomy, core_of
 from benchmark.errors import ConfigError, unknown
 
 INSERTIONS = ("parallel", "sequential")
 COMPOSITIONS = ("add", "scaled", "learned", "gated")
-INITS = ("pretrained", "random", "stats")
+INITS = ("pretrained", "random", "stats", "bit")  # bit: Lu et al.'s Bit-Memory-pretrained backbone
+SWAP = "backbone:"  # init "backbone:<name>": the method replaces the task's backbone (ViT-init, LSTM)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Mod:
             valid = sorted(known | set(form.options))
             raise ConfigError(f"{where}: unknown key(s) {bad} for form {raw['form']!r}; valid: {', '.join(valid)}")
         kwargs = {k: v for k, v in raw.items() if k in known}
+        kwargs.setdefault("composition", getattr(form, "default_composition", "add"))
         if "attn_kinds" in kwargs:
             kwargs["attn_kinds"] = tuple(kwargs["attn_kinds"])
         mod = cls(**kwargs, options=extra)
@@ -69,13 +71,33 @@ class Mod:
         if form.size_key and getattr(self, form.size_key) is None:
             raise ConfigError(f"{where}: form {self.form!r} needs its size {form.size_key!r}")
         size = getattr(self, form.size_key) if form.size_key else None
-        if size is not None and (not isinstance(size, int) or size < 1):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ConfigError(f"{where}: {form.size_key}={size!r} must be a positive integer")
+        extra = getattr(form, "check", None)
+        if extra is not None:
+            extra(self, where)
 
     def with_size(self, value: int) -> "Mod":
         """The same mod at another size (budget solving)."""
         key = FORMS[self.form].size_key
         return dataclasses.replace(self, **{key: value}) if key else self
+
+    def label(self) -> str:
+        """Its coordinates in one line: form@site insertion composition size (e.g. 'bottleneck@ffn parallel
+        scaled s=4 r=512')."""
+        form = FORMS[self.form]
+        parts = [f"{self.form}@{self.site}"]
+        if form.size_key is not None and getattr(form, "coordinates", True):  # prompt has no insertion/composition
+            parts.append(self.insertion)
+            comp = self.composition
+            parts.append(f"{comp} s={self.s:g}" if comp == "scaled" or (comp == "learned" and self.s != 1) else comp)
+            if self.alpha is not None:
+                parts.append(f"alpha={self.alpha:g}")
+        if form.size_key is not None:
+            parts.append(f"{form.size_key}={getattr(self, form.size_key)}")
+        if set(self.attn_kinds) != {"self", "decoder", "cross"}:
+            parts.append("kinds=" + ",".join(self.attn_kinds))
+        return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in dataclasses.asdict(self).items() if k != "options" and v is not None}
@@ -99,6 +121,28 @@ class Form(Protocol):
 
     def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int: ...
 
+    # Optional, looked up with getattr: `check(mod, where)` rejects values the form cannot use;
+    # `starts_as_identity(mod)` refines `identity_at_init` per mod (an adapter's init decides it);
+    # `why_not_mergeable(mod)` explains a refusal to merge; `default_composition` (else "add") is what a
+    # config gets when it names none (prefix: "gated"); `coordinates = False` hides insertion/composition
+    # from labels (prompt).
+
+
+def starts_as_identity(mod: Mod) -> bool:
+    """Whether this mod leaves the backbone's function unchanged before training."""
+    form = FORMS[mod.form]
+    per_mod = getattr(form, "starts_as_identity", None)
+    return per_mod(mod) if per_mod is not None else bool(form.identity_at_init)
+
+
+def why_not_mergeable(mod: Mod) -> str | None:
+    """None when the mod can be folded into the frozen weights, else the reason."""
+    form = FORMS[mod.form]
+    reason = getattr(form, "why_not_mergeable", None)
+    if reason is not None:
+        return reason(mod)
+    return None if form.mergeable else f"form {mod.form!r} adds computation that no weight update expresses"
+
 
 FORMS: dict[str, Form] = {}
 
@@ -120,6 +164,15 @@ def get_form(name: str, where: str = "method") -> Form:
 def attn_sites(anat: Anatomy, mod: Mod) -> list:
     """The attention sub-layers a mod reaches (its `attn_kinds` filter)."""
     return [a for a in anat.attn if a.kind in mod.attn_kinds]
+
+
+def require(found: list, anat: Anatomy, mod: Mod, what: str) -> list:
+    """`found`, or a ConfigError when a mod reaches nothing in this backbone (an LSTM, kinds=cross on BERT)."""
+    if not found:
+        kinds = sorted({a.kind for a in anat.attn}) or ["none"]
+        raise ConfigError(f"{mod.form}@{mod.site}: backbone {anat.family!r} has no {what} for it "
+                          f"(attn_kinds={list(mod.attn_kinds)}; this backbone's attention kinds: {kinds})")
+    return found
 
 
 @dataclass(frozen=True)
@@ -148,10 +201,19 @@ class Method:
             module.requires_grad_(True)
         return [n for n, p in model.named_parameters() if p.requires_grad]
 
+    @property
+    def identity_at_init(self) -> bool:
+        """True when the method starts as the frozen backbone's function (the head aside)."""
+        return all(starts_as_identity(m) for m in self.mods)
+
     def formula(self, model: nn.Module) -> int:
-        """The paper's closed-form trainable count for this method's mods (the task head excluded)."""
+        """The paper's closed-form trainable count (Tables 10/11; the task head excluded). Full fine-tuning
+        counts the whole backbone."""
         anat = anatomy(model)
-        return sum(FORMS[m.form].formula(model, anat, m) for m in self.mods)
+        if not self.train_all:
+            return sum(FORMS[m.form].formula(model, anat, m) for m in self.mods)
+        backbone = sum(p.numel() for n, p in core_of(model).named_parameters() if ".petl_" not in f".{n}")
+        return backbone + sum(FORMS[m.form].formula(model, anat, m) for m in self.mods if m.form != "unfreeze")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "compose": [m.to_dict() for m in self.mods], "train_all": self.train_all,
@@ -174,8 +236,15 @@ def method_from_dict(name: str, raw: dict[str, Any]) -> Method:
     if bad:
         raise ConfigError(f"{where}: unknown key(s) {bad}; valid: {', '.join(sorted(allowed | {'method'}))}")
     init = raw.get("init", "pretrained")
-    if init not in INITS:
-        raise ConfigError(f"{where}.init: {init!r} is not one of {INITS}")
+    if init not in INITS and not init.startswith(SWAP):
+        raise ConfigError(f"{where}.init: {init!r} is not one of {INITS} or '{SWAP}<backbone name>'")
+    if init.startswith(SWAP):
+        from benchmark.backbones.registry import get_backbone
+
+        try:
+            get_backbone(init[len(SWAP):])
+        except ConfigError as e:
+            raise ConfigError(f"{where}.init: {e}") from None
     mods = tuple(Mod.from_dict(m, f"{where}.compose[{i}]") for i, m in enumerate(raw.get("compose", [])))
     _check_conflicts(mods, where)
     return Method(name, mods, bool(raw.get("train_all", False)), init, raw.get("description", ""), "config")

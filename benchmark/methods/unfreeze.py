@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from benchmark.backbones.anatomy import Anatomy, core_of
+from benchmark.errors import ConfigError
 from benchmark.methods.space import Mod, register_form
 
 
@@ -50,7 +51,11 @@ class Unfreeze:
     mergeable = True
 
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
-        for p in _params(model, anat, mod.site):
+        params = _params(model, anat, mod.site)
+        if not params and mod.site == "bias":
+            raise ConfigError(f"unfreeze@bias: backbone {anat.family!r} has no bias tensors (T5 has none), so "
+                              f"BitFit would train nothing; pick another method")
+        for p in params:
             p.requires_grad_(True)
         return []
 

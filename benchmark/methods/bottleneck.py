@@ -1,0 +1,177 @@
+"""Bottleneck adapters: Δh = s · ReLU(h W_down) W_up (Houlsby et al. 2019; He et al.'s PA, SA, MH-PA).
+
+Sites and insertions (He et al. §3, Fig. 3):
+- `attn`, sequential (SA): reads and writes the attention output after its output projection.
+- `attn`, parallel (PA): reads the attention sub-layer's input, adds to the concatenated head outputs
+  before the output projection.
+- `ffn`, sequential: after the down projection. `ffn`, parallel: reads the FFN input (the up
+  projection's input, BART's post-attention-LayerNorm state) and adds at the down projection's output.
+- `attn_heads` (multi-head PA, parallel only): per head, ReLU(x Wq P_kᵀ) P_v added to that head's output.
+Options: `layer_norm` in/out/none, `init` lora (Kaiming down, zero up: starts as identity) or bert
+(N(0, 0.02): does not), `bias` (true), `dropout` after the ReLU. Composition add, scaled (fixed s)
+or learned (s a trained scalar starting at s). The paper counts 2·r·d per site, biases, layer norms
+and the scalar excluded.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.backbones.anatomy import Anatomy, AttnSite
+from benchmark.errors import ConfigError
+from benchmark.methods.attention import attach_head_mod
+from benchmark.methods.hooks import Captured, device_of
+from benchmark.methods.space import Mod, attn_sites, register_form, require
+
+INITS = ("lora", "bert")
+LAYER_NORMS = ("none", "in", "out")
+
+
+def _scale(mod: Mod, device: torch.device) -> float | nn.Parameter:
+    if mod.composition == "learned":
+        return nn.Parameter(torch.full((), float(mod.s), device=device))
+    return float(mod.s) if mod.composition == "scaled" else 1.0
+
+
+def _init_pair(down: torch.Tensor, up: torch.Tensor, how: str) -> None:
+    """lora: Kaiming-uniform down (fan-in = its input width), zero up; bert: both N(0, 0.02)."""
+    with torch.no_grad():
+        if how == "lora":
+            nn.init.kaiming_uniform_(down, a=math.sqrt(5))
+            nn.init.zeros_(up)
+        else:
+            nn.init.normal_(down, std=0.02)
+            nn.init.normal_(up, std=0.02)
+
+
+class Adapter(nn.Module):
+    """x ↦ s · LN_out(ReLU(LN_in(x) W_down) W_up), computed in its own dtype."""
+
+    def __init__(self, d_in: int, r: int, d_out: int, mod: Mod, device: torch.device) -> None:
+        super().__init__()
+        ln, bias = mod.options.get("layer_norm", "none"), mod.options.get("bias", True)
+        self.ln_in = nn.LayerNorm(d_in, device=device) if ln == "in" else nn.Identity()
+        self.down = nn.Linear(d_in, r, bias=bias, device=device)
+        self.up = nn.Linear(r, d_out, bias=bias, device=device)
+        self.ln_out = nn.LayerNorm(d_out, device=device) if ln == "out" else nn.Identity()
+        self.dropout = nn.Dropout(float(mod.options.get("dropout", 0.0)))
+        _init_pair(self.down.weight, self.up.weight, mod.options.get("init", "lora"))
+        for linear in (self.down, self.up):
+            if linear.bias is not None:
+                nn.init.zeros_(linear.bias)
+        self.scale = _scale(mod, device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln_in(x.to(self.down.weight.dtype))
+        return self.ln_out(self.up(self.dropout(F.relu(self.down(h))))) * self.scale
+
+
+class HeadAdapter(nn.Module):
+    """Multi-head PA: per head h, Δ_h = s · ReLU(q_h P_k,hᵀ · scaling) P_v,h with P_k,h, P_v,h of shape r × hd.
+    The frozen query projection plays W_down's first half, so each head costs 2·r·hd."""
+
+    concat = False
+
+    def __init__(self, site: AttnSite, r: int, mod: Mod, device: torch.device) -> None:
+        super().__init__()
+        self.down = nn.Parameter(torch.empty(site.n_heads, r, site.head_dim, device=device))
+        self.up = nn.Parameter(torch.empty(site.n_heads, r, site.head_dim, device=device))
+        for h in range(site.n_heads):
+            _init_pair(self.down.data[h], self.up.data[h], mod.options.get("init", "lora"))
+        self.scale = _scale(mod, device)
+
+    def delta(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
+        q = query.to(self.down.dtype) * scaling
+        a = F.relu(torch.einsum("bhtd,hrd->bhtr", q, self.down))
+        return torch.einsum("bhtr,hrd->bthd", a, self.up) * self.scale
+
+
+class BottleneckForm:
+    name = "bottleneck"
+    sites = ("attn", "ffn", "attn_heads")
+    size_key = "r"
+    options = ("layer_norm", "init", "bias", "dropout")
+    identity_at_init = True
+    mergeable = False
+
+    def check(self, mod: Mod, where: str) -> None:
+        opts = mod.options
+        if opts.get("layer_norm", "none") not in LAYER_NORMS:
+            raise ConfigError(f"{where}: layer_norm={opts['layer_norm']!r} is not one of {LAYER_NORMS}")
+        if opts.get("init", "lora") not in INITS:
+            raise ConfigError(f"{where}: init={opts['init']!r} is not one of {INITS}")
+        if not isinstance(opts.get("bias", True), bool):
+            raise ConfigError(f"{where}: bias={opts['bias']!r} must be true or false")
+        if mod.composition == "gated":
+            raise ConfigError(f"{where}: bottleneck composition 'gated' is prefix tuning's; use add, scaled or "
+                              f"learned")
+        if mod.site == "attn_heads" and mod.insertion != "parallel":
+            raise ConfigError(f"{where}: site 'attn_heads' (multi-head PA) reads the queries, so insertion must be "
+                              f"'parallel', not {mod.insertion!r}")
+        if mod.site == "attn_heads" and opts.get("layer_norm", "none") != "none":
+            raise ConfigError(f"{where}: site 'attn_heads' has no layer_norm option (it must be 'none')")
+
+    def starts_as_identity(self, mod: Mod) -> bool:
+        return mod.options.get("init", "lora") == "lora"
+
+    def why_not_mergeable(self, mod: Mod) -> str:
+        return (f"bottleneck@{mod.site} ({mod.insertion}, composition {mod.composition}) has a ReLU between "
+                f"W_down and W_up, so no linear weight update equals it; keep the adapter at inference")
+
+    def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
+        child = f"petl_bottleneck_{tag}"
+        names = []
+        if mod.site == "ffn":
+            for f in require(anat.ffn, anat, mod, "FFN sub-layers"):
+                host = f.down.module
+                seq = mod.insertion == "sequential"
+                adapter = Adapter(f.down.width if seq else f.up.in_features, mod.r, f.down.width, mod,
+                                  device_of(host))
+                host.add_module(child, adapter)
+                _wire(host, adapter, None if seq else Captured(f.up.module), into_input=False)
+                names.append(f"{f.name}.down.{child}")
+            return names
+        for a in require(attn_sites(anat, mod), anat, mod, "attention sub-layers"):
+            if mod.site == "attn_heads":
+                head = HeadAdapter(a, mod.r, mod, device_of(a.core))
+                a.core.add_module(child, head)
+                attach_head_mod(model, a.core, head)
+            elif mod.insertion == "sequential":
+                a.o.module.add_module(child, Adapter(a.o.width, mod.r, a.o.width, mod, device_of(a.o.module)))
+                _wire(a.o.module, getattr(a.o.module, child), None, into_input=False)
+            else:
+                adapter = Adapter(a.q.in_features, mod.r, a.o.in_features, mod, device_of(a.o.module))
+                a.o.module.add_module(child, adapter)
+                _wire(a.o.module, adapter, Captured(a.core), into_input=True)
+            names.append(f"{a.name}.{child}")
+        return names
+
+    def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
+        if mod.site == "ffn":
+            return sum(mod.r * (f.up.in_features + f.down.width) for f in anat.ffn)
+        if mod.site == "attn_heads":
+            return sum(2 * mod.r * a.n_heads * a.head_dim for a in attn_sites(anat, mod))
+        if mod.insertion == "sequential":
+            return sum(2 * mod.r * a.o.width for a in attn_sites(anat, mod))
+        return sum(mod.r * (a.q.in_features + a.o.in_features) for a in attn_sites(anat, mod))
+
+
+def _wire(host: nn.Module, adapter: Adapter, source: Captured | None, into_input: bool) -> None:
+    """Sequential (source None): h ← h + Δ(h) at the host's output. Parallel: Δ from the captured sub-layer
+    input, added to the host's input (PA(attn): before the output projection) or output (PA(ffn))."""
+    if into_input:
+        def pre(module: nn.Module, args: tuple) -> tuple:
+            return (args[0] + adapter(source.take()).to(args[0].dtype), *args[1:])
+        host.register_forward_pre_hook(pre)
+        return
+
+    def post(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+        x = out if source is None else source.take()
+        return out + adapter(x).to(out.dtype)
+    host.register_forward_hook(post)
+
+
+register_form(BottleneckForm())

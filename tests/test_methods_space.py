@@ -1,0 +1,175 @@
+"""Shared contracts for every named method on every tiny backbone: identity at init, learning, gradients only
+where intended (and always the task head), and counts equal to He et al.'s closed forms."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.backbones.anatomy import anatomy, core_of
+from benchmark.errors import ConfigError
+from benchmark.methods.prefix import PrefixForm
+from benchmark.methods.presets import PRESETS
+from benchmark.methods.space import head_modules, method_from_dict
+from methods_util import NAMED, TINY, hidden, inputs, meta, one_thread, supported, tiny  # noqa: F401
+
+PAIRS = [(b, m) for b in TINY for m in NAMED if supported(b, m)]
+
+
+@pytest.mark.parametrize("backbone,name", PAIRS)
+def test_identity_at_init_then_learns(backbone: str, name: str) -> None:
+    """Methods that start as identity reproduce the frozen backbone exactly; every method moves after one step."""
+    method = PRESETS[name]
+    model, batch = tiny(backbone), inputs(backbone)
+    with torch.no_grad():
+        before = hidden(model, batch)
+    method.apply(model)
+    with torch.no_grad():
+        at_init = hidden(model, batch)
+    if method.identity_at_init:
+        torch.testing.assert_close(at_init, before, rtol=1e-5, atol=1e-6)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    out = hidden(model, batch)
+    (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1))).sum().backward()  # not LN-invariant
+    opt.step()
+    with torch.no_grad():
+        after = hidden(model, batch)
+    assert (after - at_init).abs().max() > 1e-4, f"{name} on {backbone}: one step changed nothing"
+
+
+EXPECTED = {  # what the non-head trainable tensors of each method must look like
+    "full": lambda n: ".petl_" not in f".{n}",
+    "bitfit": lambda n: n.endswith("bias"),
+    "prompt": lambda n: "petl_prompt_" in n,
+    "lora": lambda n: "petl_lowrank_" in n, "lora-ffn": lambda n: "petl_lowrank_" in n,
+}
+
+
+@pytest.mark.parametrize("backbone", ["tiny-bert", "tiny-gpt2", "tiny-bart"])
+@pytest.mark.parametrize("name", NAMED)
+def test_gradients_only_where_intended(backbone: str, name: str) -> None:
+    """Only the method's tensors and the task head receive gradients; the classification head always trains
+    (the reference code left RoBERTa's frozen)."""
+    model = tiny(backbone, "seq-cls")
+    trainable = set(PRESETS[name].apply(model))
+    head = {n for n, p in model.named_parameters() if any(p is q for m in head_modules(model) for q in m.parameters())}
+    assert head and head <= trainable
+    batch = inputs(backbone)
+    batch.pop("decoder_input_ids", None)
+    if backbone == "tiny-bart":  # BART's classification head reads the <eos> state
+        batch["input_ids"][:, -1] = model.config.eos_token_id
+    model.train()
+    model(**batch, labels=torch.tensor([0, 2])).loss.backward()
+    got = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert got == trainable
+    assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+    ok = EXPECTED.get(name, lambda n: ".petl_" in f".{n}")
+    assert all(ok(n) for n in trainable - head), sorted(n for n in trainable - head if not ok(n))
+
+
+def _paper_formula(name: str, backbone: str, model: torch.nn.Module) -> int:
+    """He et al. Tables 10/11 written out from the architecture's dimensions, independently of the forms."""
+    cfg = core_of(model).config
+    anat = anatomy(model)
+    d, n_attn, n_ffn = anat.d_model, len(anat.attn), len(anat.ffn)
+    d_ff = anat.ffn[0].up.out_features
+    sizes = {m.form: (m.l or m.r) for m in PRESETS[name].mods}
+    r = {i: m.r for i, m in enumerate(PRESETS[name].mods)}
+    table = {
+        "prompt": lambda: sizes["prompt"] * d,
+        "prefix": lambda: 2 * sizes["prefix"] * d * n_attn,
+        "prefix-nogate": lambda: 2 * sizes["prefix"] * d * n_attn,
+        "adapter-houlsby": lambda: 2 * r[0] * d * n_attn + 2 * r[1] * d * n_ffn,
+        "adapter-pfeiffer": lambda: 2 * r[0] * d * n_ffn,
+        "sa-attn": lambda: 2 * r[0] * d * n_attn, "sa-ffn": lambda: 2 * r[0] * d * n_ffn,
+        "lora": lambda: 4 * r[0] * d * n_attn,
+        "lora-ffn": lambda: 2 * r[0] * (d + d_ff) * n_ffn,  # 10·r·d when d_ff = 4d
+        "pa-attn": lambda: 2 * r[0] * d * n_attn, "pa-ffn": lambda: 2 * r[0] * d * n_ffn,
+        "mh-pa": lambda: 2 * r[0] * d * n_attn,
+        "scaled-pa": lambda: 2 * r[0] * d * n_ffn, "scaled-pa-learned": lambda: 2 * r[0] * d * n_ffn,
+        "mam": lambda: 2 * sizes["prefix"] * d * n_attn + 2 * r[1] * d * n_ffn,
+        "pa-attn+pa-ffn": lambda: 2 * r[0] * d * n_attn + 2 * r[1] * d * n_ffn,
+        "prefix+lora-ffn": lambda: 2 * sizes["prefix"] * d * n_attn + 2 * r[1] * (d + d_ff) * n_ffn,
+        "bitfit": lambda: sum(p.numel() for n, p in core_of(model).named_parameters() if n.endswith("bias")),
+        "full": lambda: sum(p.numel() for p in core_of(model).parameters()),
+    }
+    assert cfg is not None
+    return table[name]()
+
+
+def _no_reparam(name: str):
+    """The method with direct prefix tensors, so the true count has nothing the paper leaves out but biases."""
+    raw = PRESETS[name].to_dict()
+    compose = [{**m, "reparam": False} if m["form"] == "prefix" else m for m in raw["compose"]]
+    return method_from_dict(name, {"compose": compose, "train_all": raw["train_all"]})
+
+
+@pytest.mark.parametrize("backbone,name", PAIRS)
+def test_counts_equal_closed_forms(backbone: str, name: str) -> None:
+    """formula == He et al.'s closed form, and the tensors that train (head, biases, layer norms and learned
+    scales aside) are exactly that many; the prefix MLP has its own closed form."""
+    model = meta(backbone)
+    method = _no_reparam(name)
+    expected = _paper_formula(name, backbone, model)
+    assert method.formula(model) == expected
+    head = {id(p) for m in head_modules(model) for p in m.parameters()}
+    method.apply(model)
+    true = sum(p.numel() for n, p in model.named_parameters()
+               if p.requires_grad and id(p) not in head
+               and not (".petl_" in f".{n}" and (n.endswith(".bias") or n.endswith("scale"))))
+    assert true == expected
+    with_mlp = meta(backbone)
+    PRESETS[name].apply(with_mlp)
+    anat = anatomy(with_mlp)
+    mlp = sum(PrefixForm().reparam_count(anat, m) for m in PRESETS[name].mods if m.form == "prefix")
+    new = sum(p.numel() for n, p in with_mlp.named_parameters() if "petl_prefix_" in n)
+    if mlp:
+        assert new == mlp
+
+
+def test_bitfit_on_t5_is_refused() -> None:
+    with pytest.raises(ConfigError, match="no bias tensors"):
+        PRESETS["bitfit"].apply(tiny("tiny-t5"))
+
+
+def test_config_compositions_and_conflicts() -> None:
+    """New combinations need no code; impossible coordinates are rejected with the key and the valid values."""
+    mine = method_from_dict("mine", {"compose": [{"form": "lowrank", "site": "kv", "r": 2},
+                                                 {"form": "bottleneck", "site": "attn_heads", "r": 3}]})
+    model = tiny("tiny-bart")
+    mine.apply(model)
+    assert any("petl_bottleneck_1" in n for n, _ in model.named_parameters())
+    bad = [({"form": "bottleneck", "site": "ffn", "r": 4, "composition": "gated"}, "gated"),
+           ({"form": "bottleneck", "site": "attn_heads", "r": 4, "insertion": "sequential"}, "parallel"),
+           ({"form": "bottleneck", "site": "ffn", "r": 4, "layer_norm": "both"}, "layer_norm"),
+           ({"form": "prefix", "l": 4, "composition": "scaled"}, "gated"),
+           ({"form": "prefix", "site": "ffn", "l": 4}, "valid sites"),
+           ({"form": "prefix", "l": 0}, "positive"),
+           ({"form": "adapter", "r": 4}, "unknown functional form 'adapter'; valid: bottleneck")]
+    for mod, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            method_from_dict("bad", {"compose": [mod]})
+    with pytest.raises(ConfigError, match="both put form 'prefix'"):
+        method_from_dict("twice", {"compose": [{"form": "prefix", "l": 2}, {"form": "prefix", "l": 3}]})
+    with pytest.raises(ConfigError, match="no attention sub-layers"):
+        method_from_dict("x", {"compose": [{"form": "prefix", "l": 2, "attn_kinds": ["cross"]}]}).apply(
+            tiny("tiny-bert"))
+
+
+def test_adapter_options_layer_norm_and_bert_init() -> None:
+    """layer_norm in/out add LayerNorms outside the formula; init 'bert' (N(0, 0.02)) does not start as identity."""
+    batch = inputs("tiny-roberta")
+    for ln, init in (("in", "lora"), ("out", "bert")):
+        model = tiny("tiny-roberta")
+        with torch.no_grad():
+            before = hidden(model, batch)
+        method = method_from_dict("a", {"compose": [{"form": "bottleneck", "site": "ffn", "insertion": "parallel",
+                                                     "r": 4, "layer_norm": ln, "init": init, "bias": False}]})
+        assert method.identity_at_init is (init == "lora")
+        method.apply(model)
+        with torch.no_grad():
+            changed = (hidden(model, batch) - before).abs().max() > 1e-6
+        assert bool(changed) == (init == "bert")
+        extra = sum(p.numel() for n, p in model.named_parameters() if ".ln_" in n)
+        new = sum(p.numel() for n, p in model.named_parameters() if "petl_" in n)
+        assert extra == 2 * (32 + 32)  # two FFN sites, each a LayerNorm of width d=32 (weight and bias)
+        assert new - extra == method.formula(model)
