@@ -100,8 +100,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from benchmark import registry
 
     for name, m in sorted(registry.methods().items()):
-        coords = "; ".join(f"{x.form}@{x.site}" + (f" {x.insertion}" if x.form not in ("unfreeze",) else "")
-                           for x in m.mods) or ("all tensors" if m.train_all else "head only")
+        coords = "; ".join(x.label() for x in m.mods) or ("all tensors" if m.train_all else "head only")
         init = "" if m.init == "pretrained" else f" [init: {m.init}]"
         print(f"{name:20s} {coords}{init}  ({m.source})")
     return 0
@@ -122,6 +121,26 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List installed methods, forms and tasks with their packages; `check NAME` runs the method contract."""
+    from benchmark import plugins
+
+    if getattr(args, "action", None) != "check":
+        print(plugins.list_plugins())
+        return 0
+    extra = {}
+    if args.config:
+        from benchmark import registry
+        from benchmark.methods.space import method_from_dict
+
+        registry.load_plugins()  # a config method may compose a plugin's form
+        raw = yaml.safe_load(Path(args.config).read_text()) or {}
+        extra = {n: method_from_dict(n, m) for n, m in (raw.get("methods") or {}).items()}
+    report = plugins.check_method(args.name, tuple(args.backbone or plugins.BACKBONES), extra)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from leaderboard.ingest import ingest
 
@@ -134,9 +153,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     from leaderboard.site import render_site
 
     index = render_site(args.db_url or f"sqlite:///{args.db}", Path(args.out),
-                        planned=Path(args.planned) if args.planned else None)
+                        planned=Path(args.planned) if args.planned else None, perf_dir=Path(args.perf))
     print(f"leaderboard written to {index}")
     return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Step time, throughput and peak memory of each method, as ratios to full fine-tuning and to peft."""
+    from benchmark.perf import cases as perf_cases
+    from benchmark.perf.run import format_table, run_perf
+
+    backbones = perf_cases.parse_list(args.backbones, perf_cases.DEFAULT_BACKBONES)
+    peft_on = perf_cases.peft_backbones(args.peft_on, backbones)
+    shape = dict(batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads,
+                 device=args.device, flops=not args.no_flops)
+    methods = perf_cases.parse_list(args.methods, perf_cases.DEFAULT_METHODS)
+    plan = perf_cases.plan(backbones, methods, peft_on, **shape)
+    records = run_perf(plan, Path(args.out), rounds=args.rounds, timeout_s=args.case_timeout)
+    print(format_table(records))
+    print(f"{len(records)} perf records written under {args.out}")
+    return 0 if all(r["status"] in ("ok", "skipped") for r in records) else 1
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -183,6 +219,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(fn=cmd_params)
 
+    p = sub.add_parser("perf", help="step time, throughput and peak memory of methods vs full fine-tuning and peft")
+    p.add_argument("--backbones", help="comma-separated (default: roberta-base,bart-large,mbart-large-cc25,gpt2; "
+                                       "tiny-* and minilm-l6 for CPU)")
+    p.add_argument("--methods", help="comma-separated (default: He et al.'s presets); full always runs first")
+    p.add_argument("--peft-on", help="backbones that also get peft's LoRA/prefix/prompt beside ours at the same size "
+                                     "(default: roberta-base when measured; 'none' for no peft rows)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=128, help="tokens per sequence (seq2seq: source and target each)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps; the median is reported")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first also counts FLOPs)")
+    p.add_argument("--rounds", type=int, default=1, help="measure all cases round-robin this many times, pooled")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: torch's default)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:i]")
+    p.add_argument("--no-flops", action="store_true", help="skip counting model FLOPs in the first warm-up step")
+    p.add_argument("--case-timeout", type=float, default=3600, help="seconds before a worker is given up")
+    p.add_argument("--out", default="results/perf")
+    p.set_defaults(fn=cmd_perf)
+
+    p = sub.add_parser("plugins", help="list installed methods, forms and tasks with their source package; "
+                                       "`plugins check NAME` runs the method contract")
+    p.set_defaults(fn=cmd_plugins)
+    check = p.add_subparsers(dest="action").add_parser(
+        "check", help="run the method contract on tiny models of every supported backbone; non-zero on violations")
+    check.add_argument("name", help="a method name (installed, or from --config)")
+    check.add_argument("--backbone", action="append", help="check only this tiny backbone (repeatable)")
+    check.add_argument("--config", help="a config file whose methods: block defines more methods")
+
     for name, fn, text in (("ingest", cmd_ingest, "index run records into the database"),
                            ("report", cmd_report, "render the static HTML leaderboard")):
         p = sub.add_parser(name, help=text)
@@ -193,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--out", default="results/leaderboard")
             p.add_argument("--planned", help="JSON list of planned run keys, so the overview can count missing runs")
+            p.add_argument("--perf", default="results/perf", help="`petl-bench perf` records for the cost page")
         p.set_defaults(fn=fn)
     return ap
 

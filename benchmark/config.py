@@ -24,7 +24,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "co
 TRAIN_KEYS = {"learning_rate", "batch_size", "max_steps", "num_epochs", "lr_scheduler", "warmup_ratio",
               "weight_decay", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "eval_steps",
               "grad_accum", "label_smoothing", "eval_batch_size", "save_steps", "log_steps",
-              "eval_strategy", "select_metric", "max_tokens"}
+              "eval_strategy", "select_metric", "max_tokens", "group_by_length"}
 
 
 def _with_defaults(validator_cls: type) -> type:
@@ -79,6 +79,7 @@ class Config:
     """A validated config: task instances, methods (registered ⊕ config-defined), and the grid."""
 
     def __init__(self, raw: dict[str, Any]) -> None:
+        registry.load_plugins()  # plugin forms must be known before config-defined methods are parsed
         self.raw = validate(raw)
         self.methods = {n: method_from_dict(n, m) for n, m in self.raw["methods"].items()}
         self.runs = self._expand()

@@ -18,7 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from benchmark import registry
+from benchmark import plugins, registry
 from benchmark.methods.budget import solve
 from benchmark.methods.space import Method, method_from_dict
 from benchmark.record import now, provenance, write_record
@@ -27,8 +27,12 @@ log = logging.getLogger("petl_bench.train")
 
 
 def _method(spec: dict[str, Any]) -> Method:
-    """Rebuild the method from the spec's plain-JSON form (the spec is all a job receives)."""
+    """Rebuild the method from the spec's plain-JSON form (the spec is all a job receives). Plugin forms are
+    registered first; a plugin that failed to load at planning time fails its runs here, naming its package."""
     raw = spec["method"]
+    registry.load_plugins()
+    if raw.get("broken"):
+        raise registry.PluginError(raw["broken"])
     method = method_from_dict(raw["name"], {k: raw[k] for k in ("compose", "train_all", "init")})
     return dataclasses.replace(method, source=raw.get("source", "config"), description=raw.get("description", ""))
 
@@ -58,11 +62,16 @@ class DivergenceWatch(TrainerCallback):
 
 
 def _training_args(train: dict[str, Any], out: Path, seed: int, threads: int, has_length: bool,
-                   args_class: type) -> Any:
+                   args_class: type, extra: dict[str, Any] | None = None) -> Any:
+    """TrainingArguments from the recipe. With `select_metric`, every evaluation saves a checkpoint and the
+    best one (by that metric on the eval set; `loss` is minimised) is restored at the end — the paper's
+    checkpoint selection (GLUE: per epoch; XSum: ROUGE-2; en-ro: validation loss)."""
     import torch
 
     steps = train.get("max_steps") or -1
     eval_steps = train.get("eval_steps")
+    strategy = train.get("eval_strategy") or ("steps" if eval_steps else "no")
+    select = train.get("select_metric") if strategy != "no" else None
     cuda = torch.cuda.is_available()
     return args_class(
         output_dir=str(out / "checkpoint"),
@@ -80,12 +89,15 @@ def _training_args(train: dict[str, Any], out: Path, seed: int, threads: int, ha
         label_smoothing_factor=train.get("label_smoothing", 0.0),
         max_steps=steps,
         num_train_epochs=train.get("num_epochs", 1) if steps <= 0 else 1,
-        eval_strategy="steps" if eval_steps else "no",
+        eval_strategy=strategy,
         eval_steps=eval_steps,
-        logging_steps=min(50, eval_steps or 50),
+        load_best_model_at_end=select is not None,
+        metric_for_best_model=select,
+        greater_is_better=None if select is None else select != "loss",
+        logging_steps=train.get("log_steps", 10),
         logging_nan_inf_filter=False,
-        save_strategy="steps",
-        save_steps=train.get("save_steps", 500),
+        save_strategy="epoch" if strategy == "epoch" else "steps",
+        save_steps=eval_steps if select and strategy == "steps" else train.get("save_steps", 500),
         save_total_limit=1,
         save_only_model=False,
         seed=seed,
@@ -97,7 +109,21 @@ def _training_args(train: dict[str, Any], out: Path, seed: int, threads: int, ha
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=False,
+        **(extra or {}),
     )
+
+
+def _hf_class(ref: str | type) -> type:
+    """A transformers class given by name, or any class as "module:Class" (tasks name them so that importing a
+    task stays cheap)."""
+    import importlib
+
+    import transformers
+
+    if isinstance(ref, str) and ":" in ref:
+        module, _, name = ref.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return getattr(transformers, ref) if isinstance(ref, str) else ref
 
 
 def _last_checkpoint(out: Path) -> str | None:
@@ -130,33 +156,41 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
     task = registry.get_task(spec["task"]["task"])
     settings = spec["task"]
     method = _method(spec)
+    plugins.preflight(method, settings["backbone"])
+    spec = {**spec, "method": {**spec["method"], **registry.provenance(method)}}
     if task.needs_data and data_path is None:
         raise ValueError(f"task {task.name!r} reads prepared data: pass --data (see `petl-bench data`)")
 
     set_seed(seed)
     model = task.build_model(settings, method.init, seed)
     method, sizes, formula = _solve_budget(method, spec["budget"], model)
-    trainable_names = method.apply(model)
+    trainable_names = plugins.guarded(method, "apply", lambda: method.apply(model))
+    task.after_apply(model, settings, method)
+    trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
     counts = count_params(model)
     log.info("%s: %d trainable of %d (%.4f%% of the backbone)", method.name, counts["trainable"], counts["total"],
              100 * counts["trainable"] / counts["backbone"])
 
     data = task.data(settings, seed, data_path)
     has_length = hasattr(data.train, "__len__")
-    args = _training_args(spec["train"], out, seed, threads, has_length, task.training_args_class)
+    args = _training_args(spec["train"], out, seed, threads, has_length, _hf_class(task.training_args_class),
+                          task.training_kwargs(spec["train"]))
     watch = DivergenceWatch()
 
     def metrics(pred: Any) -> dict[str, float]:
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-        return task.compute_metrics(logits, pred.label_ids)
+        return (data.metrics or task.compute_metrics)(logits, pred.label_ids)
 
-    trainer = task.trainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
+    trainer = _hf_class(task.trainer)(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
                            data_collator=data.collate, compute_metrics=metrics, callbacks=[watch])
     resume = _last_checkpoint(out)
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
+    if watch.diverged_at is None and not math.isfinite(result.training_loss):
+        watch.diverged_at = result.global_step  # diverged after the last logged step
     status = "diverged" if watch.diverged_at is not None else "ok"
+    curve = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
     final = task.evaluate(trainer, data, settings) if status == "ok" else {}
     record = {
         "schema": 1,
@@ -165,21 +199,43 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
         "diverged_at_step": watch.diverged_at,
         "metrics": final,
         "primary_metric": task.metric,
+        "paper_metric": task.paper_metric or task.metric,
+        "protocol": task.protocol(settings),
         "eval_split": data.eval_name,
         "config": spec,
-        "method": {**method.to_dict(), "sizes": sizes},
+        "method": {**method.to_dict(), "sizes": sizes, **registry.provenance(method)},
         "params": {**counts, "trainable_pct": 100 * counts["trainable"] / counts["backbone"],
                    "denominator": "pretrained backbone (task head and new tensors excluded)",
                    "formula": formula, "trainable_tensors": trainable_names},
         "train": {"steps": result.global_step, "train_loss": result.training_loss,
                   "resumed_from": resume},
-        "curve": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
+        "curve": curve,
+        "convergence": convergence(curve, f"eval_{task.metric}", settings["options"].get("converge_at") or ()),
         "wall_time_s": time.perf_counter() - t0,
         "peak_memory_mb": _peak_memory_mb(),
         "provenance": provenance(seed, started),
     }
+    if spec.get("save_backbone"):  # a pretraining run (Lu et al.'s Bit baseline) hands its backbone on
+        from benchmark.backbones.anatomy import core_of
+
+        core_of(model).save_pretrained(spec["save_backbone"])
     write_record(record, record_path, overwrite=force)
     return record
+
+
+def convergence(curve: list[dict[str, Any]], key: str, thresholds: Any) -> dict[str, Any]:
+    """Steps to convergence from the eval curve (Lu et al.'s convergence table): the first evaluated step at
+    or above each absolute threshold, and the first within 1% of the run's own best (None: never reached)."""
+    points = [(h["step"], h[key]) for h in curve if key in h]
+    if not points:
+        return {"metric": key, "best": None, "steps_to": {}, "steps_to_99pct_of_best": None}
+    best = max(v for _, v in points)
+
+    def first(level: float) -> int | None:
+        return next((step for step, v in points if v >= level), None)
+
+    return {"metric": key, "best": best, "steps_to": {str(t): first(t) for t in thresholds},
+            "steps_to_99pct_of_best": first(0.99 * best)}
 
 
 def _solve_budget(method: Method, budget: str, model: Any) -> tuple[Method, dict[str, int], int]:

@@ -44,7 +44,7 @@ def test_each_config_dry_runs_its_grid(name: str, tmp_path: Path) -> None:
         args.append(f"data_dir={REPO.parent / 'shared' / 'data'}")
     counts = job_counts(dry_run(*args))
     assert counts["train"] == planned_runs(REPO / "config" / name)
-    assert counts["ingest"] == counts["report"] == counts["all"] == 1
+    assert counts["ingest"] == counts["report"] == counts["plan"] == counts["all"] == 1
 
 
 def test_plain_snakemake_is_the_paper_grid(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_smoke_grid_end_to_end(tmp_path: Path, shared_data: Path) -> None:
 
 def test_slurm_profile_plans_with_task_resources(tmp_path: Path) -> None:
     cfg = tmp_path / "res.yaml"
-    cfg.write_text("gpus: 1\nresources:\n  default: {mem_mb: 8000, runtime: 60}\n  bit-xor: {mem_mb: 4000, "
+    cfg.write_text("gpus: 1\njob_resources:\n  default: {mem_mb: 8000, runtime: 60}\n  bit-xor: {mem_mb: 4000, "
                    "gpu_model: a100}\ntasks:\n  bit-xor: {backbone: gpt2}\n"
                    "grid:\n  - {tasks: [bit-xor], methods: [fpt]}\n")
     text = dry_run("--profile", "workflow/profiles/slurm", "--configfile", str(cfg), "--config",

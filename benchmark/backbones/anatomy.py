@@ -161,6 +161,26 @@ def _t5(core: nn.Module) -> Anatomy:
     return Anatomy("t5", cfg.d_model, cfg.num_layers, attn, ffn, _norms(core), biases, [core.shared])
 
 
+def _vit(core: nn.Module) -> Anatomy:
+    """ViT as FPT runs it (`benchmark.backbones.vit.ViTSequence`: layers and a patch position table)."""
+    cfg = core.config
+    heads = cfg.num_attention_heads
+    attn, ffn = [], []
+    for i, layer in enumerate(core.layers):
+        a = layer.attention
+        attn.append(AttnSite(f"layers.{i}.attention", "self", a, _linear(a.q_proj), _linear(a.k_proj),
+                             _linear(a.v_proj), _linear(a.o_proj), heads, cfg.hidden_size // heads))
+        ffn.append(FFNSite(f"layers.{i}.mlp", _linear(layer.mlp.fc1), _linear(layer.mlp.fc2)))
+    return Anatomy("vit", cfg.hidden_size, cfg.num_hidden_layers, attn, ffn, _norms(core),
+                   [core.position_embeddings])
+
+
+def _lstm(core: nn.Module) -> Anatomy:
+    """The LSTM baseline: no attention, FFN, norms or positions; only full training changes it."""
+    cfg = core.config
+    return Anatomy("lstm", cfg.hidden_size, cfg.num_layers, [], [], [], [])
+
+
 FAMILIES: dict[str, Callable[[nn.Module], Anatomy]] = {
     "bert": _bert,
     "roberta": _bert,
@@ -168,6 +188,9 @@ FAMILIES: dict[str, Callable[[nn.Module], Anatomy]] = {
     "bart": _bart,
     "mbart": _bart,
     "t5": _t5,
+    "longformer": _bert,  # BERT's layout; the global-attention projections sit inside `attention.self`
+    "vit": _vit,
+    "lstm": _lstm,
 }
 
 

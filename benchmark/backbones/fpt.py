@@ -2,18 +2,67 @@
 
 A new input layer maps each token's raw features (bits, pixels, or token ids through
 an embedding) into the backbone's width; the backbone runs on `inputs_embeds`; a new
-output layer reads the last `out_tokens` positions. Which of these train is the
+output layer reads the last `out_tokens` real positions. Which of these train is the
 method's business (FPT, its ablations, full fine-tuning), not the wrapper's.
+
+Padded batches carry an `attention_mask` (the reference code had none, so padding leaked
+into attention and the output read pad positions); the readout gathers the last real
+tokens of each sequence, so right padding never reaches the output layer.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from benchmark.backbones.registry import build_model, get_backbone
+from benchmark.errors import ConfigError
+
+BACKBONE_SWAP = "backbone:"  # method init `backbone:<name>`: the baseline replaces the task's backbone
+
+
+def resolve_backbone(settings: dict[str, Any], init: str) -> tuple[str, str, str | None]:
+    """(backbone name, registry init, local path) for a method's `init`.
+
+    `bit` reads the Bit-Memory-pretrained checkpoint that the workflow's pretrain rule writes into
+    `backbone_path`; `backbone:<name>` swaps the architecture (ViT-initialised, LSTM baselines).
+    """
+    name, path = settings["backbone"], settings.get("backbone_path")
+    if init.startswith(BACKBONE_SWAP):
+        return init[len(BACKBONE_SWAP):], "pretrained", None
+    if init == "bit":
+        if path is None:
+            raise ConfigError(f"task {settings.get('name')!r}: init 'bit' needs the Bit-Memory-pretrained backbone "
+                              f"in backbone_path (the workflow's pretrain_bit rule provides it)")
+        return name, "pretrained", path
+    return name, init, path
+
+
+def build_backbone(settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+    """A sequence model that accepts `inputs_embeds` and `attention_mask`, for any registered family."""
+    name, init, path = resolve_backbone(settings, init)
+    family = get_backbone(name).family
+    model = build_model(name, "encoder" if family == "t5" else "base", init=init, path=path, seed=seed)
+    if family == "vit":
+        from benchmark.backbones.vit import ViTSequence
+
+        return ViTSequence(model)
+    return model
+
+
+def last_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor | None, k: int) -> torch.Tensor:
+    """The last `k` real positions of each sequence (right padding skipped): (batch, k, d)."""
+    if attention_mask is None:
+        return hidden[:, -k:]
+    end = attention_mask.long().sum(1, keepdim=True)  # (batch, 1): one past the last real token
+    index = (end - k + torch.arange(k, device=hidden.device)).clamp(min=0)
+    return hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+
 
 class FPTModel(nn.Module):
-    """input layer → transformer (inputs_embeds, attention mask) → output layer on the last tokens."""
+    """input layer → transformer (inputs_embeds, attention mask) → output layer on the last real tokens."""
 
     def __init__(self, backbone: nn.Module, d_in: int, out_tokens: int, outputs_per_token: int, classes: int,
                  vocab_size: int | None = None, dropout: float = 0.1) -> None:
@@ -22,7 +71,7 @@ class FPTModel(nn.Module):
         self.config = backbone.config
         d = backbone.config.hidden_size
         if vocab_size is not None:
-            self.input_layer: nn.Module = nn.Embedding(vocab_size, d)
+            self.input_layer: nn.Module = nn.Embedding(vocab_size, d, padding_idx=0)
         else:
             self.input_layer = nn.Linear(d_in, d)
             nn.init.orthogonal_(self.input_layer.weight, gain=1.41)
@@ -39,8 +88,10 @@ class FPTModel(nn.Module):
                 attention_mask: torch.Tensor | None = None) -> SequenceClassifierOutput:
         x = self.dropout(self.input_layer(inputs))
         hidden = self.backbone(inputs_embeds=x, attention_mask=attention_mask).last_hidden_state
-        logits = self.output_layer(hidden[:, -self.out_tokens:])
-        logits = logits.reshape(logits.shape[0], self.out_tokens * self.outputs_per_token, self.classes)
+        logits = self.output_layer(last_tokens(hidden, attention_mask, self.out_tokens))
+        outputs = self.out_tokens * self.outputs_per_token
+        # (batch, outputs, classes); one output per example (classification) drops the outputs axis
+        logits = logits.reshape(logits.shape[0], *((outputs,) if outputs > 1 else ()), self.classes)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.reshape(-1, self.classes), labels.reshape(-1))

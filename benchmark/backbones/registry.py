@@ -17,6 +17,7 @@ import torch
 import transformers
 from torch import nn
 
+from benchmark.backbones import lstm  # noqa: F401  (registers the LSTM family with the Auto classes)
 from benchmark.errors import unknown
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -59,6 +60,12 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
     BackboneSpec("bart-large", "bart", "facebook/bart-large"),
     BackboneSpec("mbart-large-cc25", "mbart", "facebook/mbart-large-cc25"),
     BackboneSpec("t5-base", "t5", "google-t5/t5-base"),
+    BackboneSpec("longformer-base", "longformer", "allenai/longformer-base-4096"),
+    BackboneSpec("vit-base", "vit", "google/vit-base-patch16-224-in21k"),
+    BackboneSpec("lstm", "lstm", "tiny", dict(hidden_size=768, num_layers=3)),  # no pretrained weights exist
+    BackboneSpec("tiny-vit", "vit", "tiny", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                                 intermediate_size=64, image_size=32, patch_size=4)),
+    BackboneSpec("tiny-lstm", "lstm", "tiny", dict(hidden_size=32, num_layers=2)),
     BackboneSpec("tiny-bert", "bert", "tiny", dict(_TINY, hidden_size=32, num_hidden_layers=2,
                                                    num_attention_heads=4, intermediate_size=64)),
     BackboneSpec("tiny-roberta", "roberta", "tiny", dict(_TINY, hidden_size=32, num_hidden_layers=2,
@@ -82,6 +89,7 @@ HEADS = {
     "base": transformers.AutoModel,
     "seq-cls": transformers.AutoModelForSequenceClassification,
     "seq2seq": transformers.AutoModelForSeq2SeqLM,
+    "encoder": transformers.AutoModelForTextEncoding,  # T5's encoder alone (FPT feeds inputs_embeds)
 }
 
 
@@ -94,8 +102,13 @@ def get_backbone(name: str) -> BackboneSpec:
 
 def build_model(name: str, head: str = "base", *, init: str = "pretrained", path: str | None = None,
                 seed: int = 0, meta: bool = False, **head_kwargs: Any) -> nn.Module:
-    """Build `name` with a task head. `init` is `pretrained` or `random` (same architecture, fresh weights);
-    `meta` builds it without memory, for counting parameters anywhere."""
+    """Build `name` with a task head. `init` is `pretrained`, `random` (same architecture, fresh weights) or
+    `stats` (fresh weights matched to each pretrained tensor's mean and std, Lu et al.'s statistics-only
+    baseline); `meta` builds it without memory, for counting parameters anywhere."""
+    if init == "stats" and not meta:
+        model = build_model(name, head, init="pretrained", path=path, seed=seed, **head_kwargs)
+        match_statistics(model, seed)
+        return model
     spec = get_backbone(name)
     auto = HEADS[head]
     config = spec.config(path)
@@ -104,10 +117,24 @@ def build_model(name: str, head: str = "base", *, init: str = "pretrained", path
     if meta:
         with torch.device("meta"):
             return auto.from_config(config)
-    if init == "pretrained" and spec.tiny is None:
+    if init == "pretrained" and (spec.tiny is None or path is not None):
         return auto.from_pretrained(path or spec.location(), config=config)
     torch.manual_seed(seed)
     return auto.from_config(config)
+
+
+@torch.no_grad()
+def match_statistics(model: nn.Module, seed: int) -> None:
+    """Redraw every tensor as Gaussian noise standardised to the tensor's own mean and std (exactly, so
+    only the first two moments of the pretrained weights survive)."""
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        if p.numel() < 2:
+            continue
+        mean, std = p.mean(), p.std()
+        z = torch.randn(p.shape, generator=g, dtype=torch.float64)
+        z = (z - z.mean()) / z.std()
+        p.copy_((mean.double() + std.double() * z).to(p.dtype))
 
 
 def load_tokenizer(name: str, path: str | None = None) -> transformers.PreTrainedTokenizerBase:

@@ -25,7 +25,7 @@ PAPER_DENOMINATORS: dict[str, tuple[int, str]] = {
     "bart-large": (409_600_000, "He et al. 2022 (plotting code)"),
     "mbart-large-cc25": (409_600_000, "He et al. 2022 quote BART-large's percentages for mBART"),
 }
-TAG = re.compile(r"(?:^|\.)petl_[a-z]+_(\d+)(?:[._]|$)")
+TAG = re.compile(r"(?:^|\.)petl_[a-z][a-z0-9]*?_(\d+)(?:[._]|$)")
 
 
 @dataclass

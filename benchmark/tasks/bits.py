@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
-from benchmark.backbones.fpt import FPTModel
-from benchmark.backbones.registry import build_model
-from benchmark.tasks.base import Task, TaskData
+from benchmark.errors import ConfigError
+from benchmark.tasks.base import TaskData
+from benchmark.tasks.fpt import COMMON, FPTTask, Layout
 
 Sample = dict[str, torch.Tensor]
 EVAL_STREAM = 1_000_003  # offset that separates the held-out stream from the training stream
@@ -34,10 +33,10 @@ class SampleStream(IterableDataset):
 
 
 class FixedSet(Dataset):
-    """`n` samples drawn once from a seeded stream."""
+    """`n` samples drawn once from a seeded stream (by default the held-out one)."""
 
-    def __init__(self, draw: Callable[[torch.Generator], Sample], seed: int, n: int) -> None:
-        g = torch.Generator().manual_seed(seed + EVAL_STREAM)
+    def __init__(self, draw: Callable[[torch.Generator], Sample], seed: int, n: int, offset: int = EVAL_STREAM) -> None:
+        g = torch.Generator().manual_seed(seed + offset)
         self.items = [draw(g) for _ in range(n)]
 
     def __len__(self) -> int:
@@ -47,27 +46,11 @@ class FixedSet(Dataset):
         return self.items[i]
 
 
-class BitTask(Task):
-    """Shared plumbing: an FPT model over float tokens and a per-bit accuracy metric."""
-
-    paper = "lu2021"
-    metric = "accuracy"
-    default_backbone = "gpt2"
-    recipe = {"learning_rate": 1e-3, "batch_size": 16, "max_steps": 2000, "lr_scheduler": "constant",
-              "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0, "eval_steps": 250}
-
-    def shape(self, opts: dict[str, Any]) -> tuple[int, int, int]:
-        """(input dim per token, output tokens read, bits predicted per output token)."""
-        raise NotImplementedError
+class BitTask(FPTTask):
+    """Shared plumbing: fixed-length float tokens, 2-way outputs, per-bit accuracy, fresh training batches."""
 
     def draw(self, opts: dict[str, Any]) -> Callable[[torch.Generator], Sample]:
         raise NotImplementedError
-
-    def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
-        backbone = build_model(settings["backbone"], "base", init=init, path=settings.get("backbone_path"), seed=seed)
-        d_in, out_tokens, per_token = self.shape(settings["options"])
-        torch.manual_seed(seed)
-        return FPTModel(backbone, d_in, out_tokens, per_token, classes=2)
 
     def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
         opts = settings["options"]
@@ -76,13 +59,16 @@ class BitTask(Task):
 
 
 class BitXor(BitTask):
-    """Two random n-bit strings as 2n tokens of dimension 1; predict their elementwise XOR (n bits)."""
+    """Two random n-bit strings as 2n tokens of dimension 1; predict their elementwise XOR (n bits).
+
+    Sample: inputs (2n, 1) float in {0, 1}, labels (n,) long in {0, 1}.
+    """
 
     name = "bit-xor"
-    options = {"n_bits": 5, "eval_size": 1000}
+    options = {**COMMON, "n_bits": 5, "converge_at": [99.0]}
 
-    def shape(self, opts: dict[str, Any]) -> tuple[int, int, int]:
-        return 1, opts["n_bits"], 1
+    def layout(self, opts: dict[str, Any]) -> Layout:
+        return Layout(1, opts["n_bits"], 1, 2)
 
     def draw(self, opts: dict[str, Any]) -> Callable[[torch.Generator], Sample]:
         n = opts["n_bits"]
@@ -90,4 +76,38 @@ class BitXor(BitTask):
         def sample(g: torch.Generator) -> Sample:
             a, b = torch.randint(0, 2, (2, n), generator=g)
             return {"inputs": torch.cat([a, b]).float().unsqueeze(-1), "labels": a ^ b}
+        return sample
+
+
+class BitMemory(BitTask):
+    """`n_strings` random ±1 strings of `n_bits`, then one of them again with each bit zeroed w.p. `mask_p`;
+    predict the original query string. Every string is cut into tokens of `token_dim` bits.
+
+    Sample: inputs ((n_strings + 1) · n_bits / token_dim, token_dim) float in {-1, 0, 1}; labels (n_bits,)
+    long in {0, 1}. The model reads the query's n_bits / token_dim tokens, token_dim bits each. Paper
+    sizes (defaults): 6 × 20 = 120 tokens of 50; copying the visible bits alone scores about 75%.
+    """
+
+    name = "bit-memory"
+    options = {**COMMON, "n_strings": 5, "n_bits": 1000, "token_dim": 50, "mask_p": 0.5, "converge_at": [99.0]}
+
+    def check(self, settings: dict[str, Any], where: str) -> None:
+        super().check(settings, where)
+        opts = {**self.options, **settings.get("options", {})}
+        if opts["n_bits"] % opts["token_dim"]:
+            raise ConfigError(f"{where}.options: n_bits={opts['n_bits']} is not a multiple of "
+                              f"token_dim={opts['token_dim']}")
+
+    def layout(self, opts: dict[str, Any]) -> Layout:
+        return Layout(opts["token_dim"], opts["n_bits"] // opts["token_dim"], opts["token_dim"], 2)
+
+    def draw(self, opts: dict[str, Any]) -> Callable[[torch.Generator], Sample]:
+        k, n, dim, p = opts["n_strings"], opts["n_bits"], opts["token_dim"], opts["mask_p"]
+
+        def sample(g: torch.Generator) -> Sample:
+            bits = torch.randint(0, 2, (k, n), generator=g)
+            query = bits[torch.randint(0, k, (), generator=g)]
+            keep = torch.rand(n, generator=g) >= p
+            strings = torch.cat([2 * bits - 1, ((2 * query - 1) * keep).unsqueeze(0)]).float()
+            return {"inputs": strings.reshape(-1, dim), "labels": query}
         return sample

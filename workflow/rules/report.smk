@@ -1,4 +1,14 @@
-# Records → database (idempotent upsert) → static leaderboard.
+# Records → database (idempotent upsert) → tables and static leaderboard.
+
+
+rule plan:
+    output:
+        f"{RESULTS}/planned.json",
+    params:
+        runs=[r.path for r in RUNS],
+    run:
+        with open(output[0], "w") as f:
+            json.dump(params.runs, f, indent=0)
 
 
 rule ingest:
@@ -14,7 +24,8 @@ rule ingest:
 
 rule report:
     input:
-        f"{RESULTS}/bench.sqlite",
+        db=f"{RESULTS}/bench.sqlite",
+        planned=f"{RESULTS}/planned.json",
     output:
         f"{RESULTS}/leaderboard/index.html",
     log:
@@ -22,4 +33,4 @@ rule report:
     params:
         out=f"{RESULTS}/leaderboard",
     shell:
-        "petl-bench report --db {input} --out {params.out} > {log} 2>&1"
+        "petl-bench report --db {input.db} --planned {input.planned} --out {params.out} > {log} 2>&1"

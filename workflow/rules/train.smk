@@ -10,7 +10,7 @@ def train_inputs(w):
 
 
 def job_resource(w, key: str):
-    table = CFG.raw["resources"]
+    table = CFG.raw["job_resources"]
     own = table.get(CFG.task_family(w.task), {})
     return own.get(key, table.get("default", {}).get(key, JOB_DEFAULTS.get(key)))
 

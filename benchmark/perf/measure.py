@@ -1,0 +1,247 @@
+"""Measure one perf case in this process: `python -m benchmark.perf.measure '<case JSON>'`.
+
+Each case runs in a fresh process because peak RSS is a per-process high-water mark: a
+previous configuration's peak would otherwise hide this one's. The worker builds the
+backbone with random weights from its shipped config (no Hub), applies the method (ours,
+or peft's when the case says so), then times full training steps — forward, backward and
+optimiser — on a fixed random batch. On CUDA it trains under bf16 autocast with a fused
+AdamW and reads `max_memory_allocated`; on CPU it reads the RSS high-water mark.
+The result is one JSON line on stdout, prefixed with `RESULT `.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.perf.cases import Case, head_for, pair
+
+RESULT = "RESULT "
+KIB = 1024
+
+
+class PeftMissing(RuntimeError):
+    """peft is a test/bench-only dependency; its comparison rows are skipped with this message when absent."""
+
+
+# ---- memory -------------------------------------------------------------------------------------------------------
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_rss_peak() -> bool:
+    """Reset the kernel's RSS high-water mark (VmHWM), so import-time peaks don't count; False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_bytes() -> int:
+    kib = _status_kib("VmRSS")
+    if kib is None:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KIB
+    return kib * KIB
+
+
+def rss_peak_bytes() -> int:
+    kib = _status_kib("VmHWM")
+    if kib is None:
+        import resource
+
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib * KIB
+
+
+# ---- model ----------------------------------------------------------------------------------------------------------
+
+def _head_kwargs(backbone: str, head: str) -> dict[str, Any]:
+    from benchmark.backbones.registry import get_backbone
+
+    kwargs: dict[str, Any] = {"num_labels": 2} if head == "seq-cls" else {}
+    if head == "seq-cls" and get_backbone(backbone).config().pad_token_id is None:
+        kwargs["pad_token_id"] = get_backbone(backbone).config().eos_token_id  # GPT-2 has no pad token
+    return kwargs
+
+
+def _ours(case: Case, model: nn.Module, head: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Apply our method at the case's budget (solved against the backbone with the paper formula, on `meta`)."""
+    from benchmark import registry
+    from benchmark.backbones.anatomy import core_of
+    from benchmark.backbones.registry import build_model
+    from benchmark.methods.budget import solve
+
+    method = registry.get_method(case.method)
+    if case.options:
+        mods = tuple(dataclasses.replace(m, options={**m.options, **case.options}) for m in method.mods)
+        method = dataclasses.replace(method, mods=mods)
+    meta = build_model(case.backbone, head, meta=True, **kwargs)
+    total = sum(p.numel() for p in core_of(meta).parameters())
+    solved, sizes = solve(method, case.budget, lambda m: m.formula(meta), total)
+    solved.apply(model)
+    return {"sizes": sizes, "mods": [m.label() for m in solved.mods], "formula": solved.formula(meta)}
+
+
+def _peft(case: Case, model: nn.Module, head: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Wrap `model` with peft's implementation of the case's pair (imported here: peft is optional)."""
+    try:
+        import peft
+    except ImportError as e:
+        raise PeftMissing("peft is not installed (pip install 'petl-bench[test]'); peft comparison rows "
+                          "are skipped") from e
+    p = pair(case.compare)
+    task_type = "SEQ_2_SEQ_LM" if head == "seq2seq" else "SEQ_CLS"
+    config = getattr(peft, p.peft_config)(task_type=task_type, **p.peft_kwargs)
+    wrapped = peft.get_peft_model(model, config)
+    return wrapped, {"peft_version": peft.__version__, "peft_config": {"class": p.peft_config, **p.peft_kwargs}}
+
+
+def build(case: Case, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """The case's model on `device`, method applied, with its parameter counts."""
+    from benchmark.backbones.anatomy import core_of
+    from benchmark.backbones.registry import build_model
+
+    head = head_for(case.backbone)
+    kwargs = _head_kwargs(case.backbone, head)
+    model = build_model(case.backbone, head, init="random", seed=0, **kwargs)
+    backbone_params = sum(p.numel() for p in core_of(model).parameters())
+    if case.impl == "peft":
+        model, info = _peft(case, model, head)
+    else:
+        info = _ours(case, model, head, kwargs)
+    model.to(device).train()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    info.update(head=head, params={"trainable": trainable, "total": total, "backbone": backbone_params,
+                                   "trainable_pct": 100 * trainable / backbone_params})
+    return model, info
+
+
+def make_batch(model: nn.Module, case: Case, head: str, device: torch.device) -> dict[str, torch.Tensor]:
+    """A fixed random batch of real-looking token ids (special ids avoided) with the head's labels."""
+    g = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+    ids = torch.randint(5, vocab - 1, (case.batch, case.seq), generator=g)
+    if head == "seq2seq":
+        labels = torch.randint(5, vocab - 1, (case.batch, case.seq), generator=g)
+    else:
+        labels = torch.randint(0, 2, (case.batch,), generator=g)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+# ---- steps ----------------------------------------------------------------------------------------------------------
+
+def optimizer(model: nn.Module, cuda: bool) -> torch.optim.Optimizer:
+    """AdamW over the trainable tensors only: a frozen backbone carries no optimiser state. Fused on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=1e-5, fused=True) if cuda else torch.optim.AdamW(params, lr=1e-5)
+
+
+def train_step(model: nn.Module, batch: dict[str, torch.Tensor], opt: torch.optim.Optimizer, cuda: bool) -> float:
+    """One full step; returns its wall time (synchronised on CUDA so the GPU's work is inside it)."""
+    start = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        loss = model(**batch).loss
+    loss.backward()
+    opt.step()
+    if cuda:
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    if not torch.isfinite(loss.detach()):
+        raise FloatingPointError(f"loss is {loss.item()} at a training step")
+    return elapsed
+
+
+def count_flops(model: nn.Module, batch: dict[str, torch.Tensor], opt: torch.optim.Optimizer, cuda: bool) -> int:
+    """FLOPs of one training step (forward + backward), counted by torch's dispatcher: the model FLOPs that MFU
+    divides by, for this method (a frozen backbone skips its weight gradients). torch 2.13 has no formula for
+    CPU's fused attention kernel, so on CPU the attention scores (~3% at 128 tokens) are left out."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        train_step(model, batch, opt, cuda)
+    return int(counter.get_total_flops())
+
+
+def _device(case: Case) -> torch.device:
+    if case.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(case.device)
+
+
+def measure(case: Case) -> dict[str, Any]:
+    """Time and measure one case; the dict is the perf record's measurement part."""
+    if case.threads > 0:
+        torch.set_num_threads(case.threads)
+    device = _device(case)
+    cuda = device.type == "cuda"
+    reset = reset_rss_peak()
+    baseline = rss_bytes()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    model, info = build(case, device)
+    model_bytes = torch.cuda.memory_allocated() if cuda else rss_bytes() - baseline
+    batch = make_batch(model, case, info["head"], device)
+    opt = optimizer(model, cuda)
+    flops = count_flops(model, batch, opt, cuda) if case.flops and case.warmup > 0 else None
+    for _ in range(case.warmup - (1 if flops is not None else 0)):
+        train_step(model, batch, opt, cuda)
+    times = [train_step(model, batch, opt, cuda) for _ in range(case.steps)]
+    step = statistics.median(times)
+    peak = torch.cuda.max_memory_allocated() if cuda else rss_peak_bytes() - baseline
+    tokens = case.batch * case.seq * (2 if info["head"] == "seq2seq" else 1)
+    return {**info, "step_times_s": times, "step_s": step, "tokens_per_step": tokens, "tokens_per_s": tokens / step,
+            "flops_per_step": flops, "flops_per_s": flops / step if flops else None,
+            "memory": {"peak_bytes": peak, "model_bytes": model_bytes,
+                       "kind": "cuda_max_allocated" if cuda else "rss_delta",
+                       "baseline_rss_bytes": None if cuda else baseline, "peak_reset": reset},
+            "device": _device_info(device, cuda)}
+
+
+def _device_info(device: torch.device, cuda: bool) -> dict[str, Any]:
+    import platform
+
+    return {"type": device.type, "name": torch.cuda.get_device_name(device) if cuda else
+            f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+            "threads": torch.get_num_threads(), "amp": "bf16" if cuda else None,
+            "optimizer": "AdamW (fused)" if cuda else "AdamW"}
+
+
+def main(argv: list[str]) -> int:
+    case = Case.from_dict(json.loads(argv[0]))
+    try:
+        result = {"status": "ok", **measure(case)}
+    except PeftMissing as e:
+        result = {"status": "skipped", "error": str(e)}
+    except Exception as e:  # the parent records the failure and goes on with the next case
+        import traceback
+
+        traceback.print_exc()
+        result = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+    print(RESULT + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

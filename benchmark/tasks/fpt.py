@@ -1,0 +1,93 @@
+"""What every task of Lu et al. (2021) shares: the FPT wrapper, the paper recipe, the record's protocol.
+
+A task says how its inputs look (`Layout`); the model is always the FPT wrapper around the
+task's backbone, with the method's init deciding the weights (pretrained, random, statistics-only,
+Bit-Memory-pretrained, or another architecture). Also the sequence plumbing shared by the
+token tasks (ListOps, Remote Homology): right padding with an attention mask.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from benchmark.backbones.fpt import FPTModel, build_backbone
+from benchmark.tasks.base import Task
+
+# Adam, constant lr 1e-3, no weight decay, grad-norm clip 1.0 (paper appendix); batch within the paper's 2–16
+RECIPE = {"learning_rate": 1e-3, "batch_size": 16, "max_steps": 2000, "lr_scheduler": "constant",
+          "warmup_ratio": 0.0, "weight_decay": 0.0, "max_grad_norm": 1.0, "eval_steps": 250}
+# options every FPT task accepts: eval-set size and the accuracy levels whose first crossing the record keeps
+COMMON = {"eval_size": 1000, "converge_at": []}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Input features per token (or a vocabulary for token ids), positions read, outputs per position."""
+
+    d_in: int
+    out_tokens: int
+    outputs_per_token: int
+    classes: int
+    vocab_size: int | None = None
+
+
+class FPTTask(Task):
+    """Base of the Lu et al. tasks: subclasses give `layout` and `data`."""
+
+    paper = "lu2021"
+    metric = "accuracy"
+    default_backbone = "gpt2"
+    recipe: ClassVar[dict[str, Any]] = RECIPE
+    padded: ClassVar[bool] = False  # variable-length inputs, right-padded with an attention mask
+
+    def layout(self, opts: dict[str, Any]) -> Layout:
+        raise NotImplementedError
+
+    def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+        backbone = build_backbone(settings, init, seed)
+        shape = self.layout(settings["options"])
+        torch.manual_seed(seed)
+        return FPTModel(backbone, shape.d_in, shape.out_tokens, shape.outputs_per_token, shape.classes,
+                        vocab_size=shape.vocab_size)
+
+    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Choices that differ from the reference code, kept in the record."""
+        size = settings["options"].get("eval_size")
+        return {"attention_mask": "on padded positions" if self.padded else "none needed (fixed length)",
+                "readout": "last real token(s) of each sequence",
+                "evaluation": f"a fixed evaluation set ({size or 'all'} examples, chosen by the seed), the same for "
+                              f"every method on a seed; the reference code averaged 25 fresh batches"}
+
+
+def pad_tokens(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Right-pad token ids with 0 and mark real positions in `attention_mask`."""
+    lengths = [len(b["inputs"]) for b in batch]
+    inputs = torch.zeros(len(batch), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(inputs)
+    for i, (b, n) in enumerate(zip(batch, lengths)):
+        inputs[i, :n], mask[i, :n] = b["inputs"], 1
+    return {"inputs": inputs, "attention_mask": mask, "labels": torch.stack([b["labels"] for b in batch])}
+
+
+class Listed(Dataset):
+    """A list of prepared samples."""
+
+    def __init__(self, items: list[dict[str, torch.Tensor]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.items[i]
+
+
+def subset(n: int, size: int | None, seed: int) -> torch.Tensor:
+    """Indices of a seeded random subset of `size` (all, in order, when size is None or too big)."""
+    if not size or size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values

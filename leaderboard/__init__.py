@@ -1,0 +1,1 @@
+"""Leaderboard: the run database, aggregation over seeds, paper tables and the static HTML site."""

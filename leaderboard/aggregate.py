@@ -1,0 +1,215 @@
+"""Seeds → one cell: mean ± std, median, n and a 95% bootstrap interval, with diverged and failed runs counted.
+
+A group is (task, method, budget, backbone). Statistics use the runs that finished (`ok`); diverged and failed
+runs stay in the group's counts so a table can say so instead of quietly reporting the survivors.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from leaderboard.store import Method, Metric, Run, Task
+
+BOOTSTRAP_SEED = 20220125
+N_BOOT = 2000
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    mean: float
+    std: float | None  # sample std (ddof=1); None with one seed
+    median: float
+    ci_low: float
+    ci_high: float
+
+    def value(self, statistic: str = "mean") -> float:
+        return self.median if statistic == "median" else self.mean
+
+
+def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95, n_boot: int = N_BOOT,
+                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; a fixed RNG seed makes reports byte-for-byte reproducible."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("bootstrap of no values")
+    if x.size == 1 or np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def summarize(values: Iterable[float], **bootstrap: float) -> Summary | None:
+    """Summary of the finite values, or None when there are none."""
+    x = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not x:
+        return None
+    arr = np.asarray(x)
+    lo, hi = bootstrap_ci(x, **bootstrap)  # type: ignore[arg-type]
+    return Summary(n=len(x), mean=float(arr.mean()), std=float(arr.std(ddof=1)) if len(x) > 1 else None,
+                   median=float(np.median(arr)), ci_low=lo, ci_high=hi)
+
+
+@dataclass
+class RunRow:
+    """The columns of one run that tables and pages need (no config or curve: those stay in the database)."""
+    id: int
+    seed: int
+    status: str
+    trainable: int | None
+    trainable_pct: float | None
+    wall_time_s: float | None
+    peak_memory_mb: float | None
+    diverged_at_step: int | None
+    pre_divergence: float | None
+    metrics: dict[str, float | None]
+    sizes: dict[str, int] | None = None
+
+
+SIZES = re.compile(r"^[a-z]+\d+(?:-[a-z]+\d+)*$")
+
+
+def parse_sizes(budget: str) -> dict[str, int] | None:
+    """'l30-r512' → {'l': 30, 'r': 512}; None for 'default' or a share like '0.5pct'."""
+    if not SIZES.match(budget):
+        return None
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"([a-z]+)(\d+)", budget)}
+
+
+@dataclass
+class Group:
+    task: str
+    method: str
+    budget: str
+    backbone: str
+    primary: str | None
+    source: str | None = None
+    plugin: bool = False
+    runs: list[RunRow] = field(default_factory=list)
+    metrics: dict[str, Summary] = field(default_factory=dict)
+    pre_divergence: Summary | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.task, self.method, self.budget, self.backbone
+
+    @property
+    def sizes(self) -> dict[str, int] | None:
+        return next((r.sizes for r in self.runs if r.sizes), None)
+
+    def answers(self, budget: str) -> bool:
+        """Whether this group ran `budget`: the same name, or (for a size budget such as 'l200') a budget whose
+        resolved sizes are those, e.g. 'default' for a preset whose paper size is l=200."""
+        if budget == self.budget:
+            return True
+        wanted, have = parse_sizes(budget), self.sizes
+        return bool(wanted and have) and all(have.get(k) == v for k, v in wanted.items())  # type: ignore[union-attr]
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.runs)
+
+    @property
+    def n_ok(self) -> int:
+        return self.count("ok")
+
+    @property
+    def n_diverged(self) -> int:
+        return self.count("diverged")
+
+    @property
+    def n_failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def headline(self) -> Summary | None:
+        return self.metrics.get(self.primary) if self.primary else None
+
+    def _mean(self, attr: str) -> float | None:
+        xs = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
+        return sum(xs) / len(xs) if xs else None
+
+    @property
+    def trainable_pct(self) -> float | None:
+        return self._mean("trainable_pct")
+
+    @property
+    def trainable(self) -> float | None:
+        return self._mean("trainable")
+
+    @property
+    def wall_time_s(self) -> float | None:
+        return self._mean("wall_time_s")
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        return self._mean("peak_memory_mb")
+
+
+def summarize_group(g: Group) -> Group:
+    ok = [r for r in g.runs if r.status == "ok"]
+    names = sorted({k for r in ok for k in r.metrics})
+    g.metrics = {k: s for k in names if (s := summarize(r.metrics.get(k) for r in ok)) is not None}
+    g.pre_divergence = summarize(r.pre_divergence for r in g.runs if r.status == "diverged")
+    return g
+
+
+def load_groups(s: Session) -> list[Group]:
+    """Every (task, method, budget, backbone) group in the database with its seeds summarised."""
+    primaries = {t.name: t.primary_metric for t in s.scalars(select(Task))}
+    sources = {m.name: (m.source, m.plugin) for m in s.scalars(select(Method))}
+    metrics: dict[int, dict[str, float | None]] = defaultdict(dict)
+    for run_id, name, value in s.execute(select(Metric.run_id, Metric.name, Metric.value)):
+        metrics[run_id][name] = value
+    cols = (Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.seed, Run.status, Run.trainable,
+            Run.trainable_pct, Run.wall_time_s, Run.peak_memory_mb, Run.diverged_at_step, Run.pre_divergence,
+            Run.primary_metric, Run.sizes)
+    groups: dict[tuple[str, str, str, str], Group] = {}
+    for row in s.execute(select(*cols).order_by(Run.task, Run.method, Run.budget, Run.backbone, Run.seed)):
+        key = (row.task, row.method, row.budget, row.backbone)
+        g = groups.get(key)
+        if g is None:
+            source, plugin = sources.get(row.method, (None, False))
+            g = groups[key] = Group(*key, primary=primaries.get(row.task) or row.primary_metric, source=source,
+                                    plugin=plugin)
+        g.runs.append(RunRow(id=row.id, seed=row.seed, status=row.status, trainable=row.trainable,
+                             trainable_pct=row.trainable_pct, wall_time_s=row.wall_time_s,
+                             peak_memory_mb=row.peak_memory_mb, diverged_at_step=row.diverged_at_step,
+                             pre_divergence=row.pre_divergence, metrics=metrics.get(row.id, {}),
+                             sizes=row.sizes if isinstance(row.sizes, dict) else None))
+    return [summarize_group(g) for g in groups.values()]
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return "—"
+    if abs(x) >= 1000 and float(x).is_integer():
+        return f"{x:,.0f}"
+    return f"{x:.{digits}f}"
+
+
+def fmt_summary(s: Summary | None, digits: int = 2, statistic: str = "mean") -> str:
+    """'98.40 ± 0.50 (n=5)'; the spread is the sample std; one seed shows no spread."""
+    if s is None:
+        return "—"
+    spread = f" ± {s.std:.{digits}f}" if s.std is not None else ""
+    return f"{fmt(s.value(statistic), digits)}{spread} (n={s.n})"
+
+
+def status_note(g: Group) -> str:
+    """What happened to the seeds that did not finish: '2 diverged†, 1 failed'."""
+    parts = []
+    if g.n_diverged:
+        parts.append(f"{g.n_diverged} diverged†")
+    if g.n_failed:
+        parts.append(f"{g.n_failed} failed")
+    return ", ".join(parts)

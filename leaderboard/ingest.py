@@ -1,0 +1,256 @@
+"""Records → database: validate every record first, then upsert them all in one transaction.
+
+Validating before writing is what makes ingest atomic: a corrupt or incomplete record.json stops the whole
+ingest with its path in the message and leaves the database as it was. Upserts keyed on the run's natural key
+(and skipped when the record's hash is unchanged) make re-ingesting the same records a no-op.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from benchmark.record import RecordError, validate_record
+from leaderboard import papers
+from leaderboard.store import Backbone, Method, Metric, Provenance, Reported, Run, Task, engine_for
+
+LOG_TAIL_LINES = 40
+LOG_TAIL_BYTES = 16_384
+PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "device", "host", "started", "finished", "python", "torch",
+                      "cuda", "packages")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    path: Path
+    sha256: str
+    record: dict[str, Any]
+    earlier_failure: str | None = None  # a failed.json for the same run beside a record.json that followed it
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int]:
+        k = self.record["key"]
+        return (str(k["task"]), str(k["method"]), str(k["budget"]), backbone_of(self.record), int(k["seed"]))
+
+
+def backbone_of(record: dict[str, Any]) -> str:
+    task = (record.get("config") or {}).get("task") or {}
+    return str(task.get("backbone") or "unknown")
+
+
+def _load(path: Path) -> Loaded:
+    """Read, hash and validate one record; every failure becomes a RecordError naming the file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read: {e}") from None
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordError(f"{path}: not valid JSON (truncated or corrupt?): {e}") from None
+    validate_record(record, str(path))
+    try:
+        int(record["key"]["seed"])
+    except (TypeError, ValueError):
+        raise RecordError(f"{path}: key.seed {record['key']['seed']!r} is not an integer") from None
+    if not isinstance(record.get("params"), dict) or not isinstance(record.get("config"), dict):
+        raise RecordError(f"{path}: params and config must be objects")
+    return Loaded(path, hashlib.sha256(raw).hexdigest(), record)
+
+
+def load_records(runs_dir: Path) -> list[Loaded]:
+    """Every record.json (and failed.json, written by a crashed run) under `runs_dir`, all validated; raise one
+    RecordError listing every bad file."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise RecordError(f"{runs_dir}: no such runs folder")
+    loaded, errors, failures = [], [], []
+    seen: dict[tuple[str, str, str, str, int], Path] = {}
+    for name, out in (("record.json", loaded), ("failed.json", failures)):
+        for path in sorted(runs_dir.rglob(name)):
+            try:
+                out.append(_load(path))
+            except RecordError as e:
+                errors.append(str(e))
+    for item in loaded:
+        if item.key in seen:
+            errors.append(f"{item.path}: same run key {item.key} as {seen[item.key]}")
+        seen[item.key] = item.path
+    # a crashed attempt (failed.json) is the run's result only until a later attempt writes record.json
+    by_key = {it.key: i for i, it in enumerate(loaded)}
+    for fail in failures:
+        i = by_key.get(fail.key)
+        if i is None:
+            by_key[fail.key] = len(loaded)
+            loaded.append(fail)
+        elif loaded[i].path.name == "record.json":
+            mixed = hashlib.sha256((loaded[i].sha256 + fail.sha256).encode()).hexdigest()
+            loaded[i] = Loaded(loaded[i].path, mixed, loaded[i].record, str(fail.record.get("error") or "failed"))
+        else:
+            errors.append(f"{fail.path}: same run key {fail.key} as {loaded[i].path}")
+    if errors:
+        raise RecordError(f"{len(errors)} corrupt or incomplete record(s); nothing was written:\n  "
+                          + "\n  ".join(errors))
+    return loaded
+
+
+def _log_tail(record_path: Path, fallback: Any = None) -> str | None:
+    log = record_path.parent / "run.log"
+    if not log.is_file():
+        return fallback[-LOG_TAIL_BYTES:] if isinstance(fallback, str) else None
+    with log.open("rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
+        text = f.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    f = _num(value)
+    return None if f is None else int(f)
+
+
+def _last_eval(record: dict[str, Any]) -> float | None:
+    """The last evaluated headline metric in the curve: what FPT reports (with †) for a run that diverged."""
+    key = f"eval_{record.get('primary_metric')}"
+    curve = record.get("curve") if isinstance(record.get("curve"), list) else []
+    values = [_num(h.get(key)) for h in curve if isinstance(h, dict)]
+    values = [v for v in values if v is not None and v == v]
+    return values[-1] if values else None
+
+
+def _run_values(item: Loaded) -> dict[str, Any]:
+    """The runs-table columns for one record (its key columns included)."""
+    r = item.record
+    params, method_info = r["params"], r.get("method") or {}
+    task, method, budget, backbone, seed = item.key
+    return {
+        "task": task, "method": method, "budget": budget, "backbone": backbone, "seed": seed,
+        "status": r["status"], "diverged_at_step": _int(r.get("diverged_at_step")),
+        "primary_metric": r.get("primary_metric"),
+        "pre_divergence": _last_eval(r) if r["status"] == "diverged" else None,
+        "eval_split": r.get("eval_split"),
+        "trainable": _int(params.get("trainable")), "total": _int(params.get("total")),
+        "backbone_params": _int(params.get("backbone")), "trainable_pct": _num(params.get("trainable_pct")),
+        "formula": _int(params.get("formula")), "sizes": method_info.get("sizes"),
+        "steps": _int((r.get("train") or {}).get("steps")),
+        "wall_time_s": _num(r.get("wall_time_s")), "peak_memory_mb": _num(r.get("peak_memory_mb")),
+        "config": r["config"], "curve": r.get("curve") if isinstance(r.get("curve"), list) else [],
+        "log_tail": _log_tail(item.path, r.get("error_tail")),
+        "error": r.get("error") if isinstance(r.get("error"), str) else (
+            f"an earlier attempt failed: {item.earlier_failure}" if item.earlier_failure else None),
+        "record_path": str(item.path), "record_sha256": item.sha256,
+    }
+
+
+def _metric_rows(run_id: int, item: Loaded) -> list[dict[str, Any]]:
+    return [{"run_id": run_id, "name": str(k), "value": _num(v)} for k, v in sorted(item.record["metrics"].items())
+            if _num(v) is not None or v is None]
+
+
+def _provenance_row(run_id: int, item: Loaded) -> dict[str, Any]:
+    prov = item.record.get("provenance") or {}
+    row: dict[str, Any] = {"run_id": run_id}
+    for c in PROVENANCE_COLUMNS:
+        v = prov.get(c)
+        row[c] = v if v is None or c == "packages" else (bool(v) if c == "git_dirty" else str(v))
+    row["extra"] = {k: v for k, v in prov.items() if k not in PROVENANCE_COLUMNS}
+    return row
+
+
+def _upsert_dimensions(s: Session, items: list[Loaded]) -> None:
+    """Tasks, backbones and methods: the last record seen wins for descriptive fields."""
+    tasks = {t.name: t for t in s.scalars(select(Task))}
+    backbones = {b.name: b for b in s.scalars(select(Backbone))}
+    methods = {m.name: m for m in s.scalars(select(Method))}
+    for item in items:
+        r = item.record
+        task_cfg = r["config"].get("task") or {}
+        name = str(r["key"]["task"])
+        t = tasks.get(name) or tasks.setdefault(name, s.merge(Task(name=name)))
+        if r.get("primary_metric"):
+            t.primary_metric = r["primary_metric"]
+        if task_cfg.get("version") is not None:
+            t.version = str(task_cfg["version"])
+        bname = backbone_of(r)
+        b = backbones.get(bname) or backbones.setdefault(bname, s.merge(Backbone(name=bname)))
+        if task_cfg.get("backbone_path"):
+            b.path = str(task_cfg["backbone_path"])
+        mname = str(r["key"]["method"])
+        info = r.get("method") or r["config"].get("method") or {}
+        m = methods.get(mname) or methods.setdefault(mname, s.merge(Method(name=mname)))
+        if info.get("source"):
+            m.source = str(info["source"])
+        if info.get("description"):
+            m.description = str(info["description"])
+
+
+def sync_reported(s: Session) -> int:
+    """Make the reported table equal the data files under leaderboard/reported/, keeping ids of unchanged cells."""
+    cells = papers.load_cells()
+    existing = {(c.table_id, c.row, c.task, c.metric): c for c in s.scalars(select(Reported))}
+    wanted = set()
+    for cell in cells:
+        key = (cell["table_id"], cell["row"], cell["task"], cell["metric"])
+        wanted.add(key)
+        row = existing.get(key)
+        if row is None:
+            s.add(Reported(**cell))
+        else:
+            for k, v in cell.items():
+                if getattr(row, k) != v:
+                    setattr(row, k, v)
+    for key, row in existing.items():
+        if key not in wanted:
+            s.delete(row)
+    return len(cells)
+
+
+def ingest(runs_dir: Path, db_url: str) -> int:
+    """Index every record.json under `runs_dir` into `db_url`; returns how many records were ingested.
+
+    New runs go in with bulk INSERTs and changed ones with bulk UPDATEs keyed on their id, so 10,000 records
+    take seconds; unchanged records (same path and hash) are not touched at all.
+    """
+    items = load_records(runs_dir)
+    engine = engine_for(db_url)
+    with Session(engine) as s, s.begin():
+        sync_reported(s)
+        _upsert_dimensions(s, items)
+        s.flush()
+        known = {(r.task, r.method, r.budget, r.backbone, r.seed): (r.id, r.record_sha256, r.record_path)
+                 for r in s.execute(select(Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.seed,
+                                           Run.record_sha256, Run.record_path))}
+        new = [it for it in items if it.key not in known]
+        changed = [(known[it.key][0], it) for it in items
+                   if it.key in known and known[it.key][1:] != (it.sha256, str(it.path))]
+        if changed:
+            ids = [run_id for run_id, _ in changed]
+            s.execute(update(Run), [{"id": run_id, **_run_values(it)} for run_id, it in changed])
+            s.execute(delete(Metric).where(Metric.run_id.in_(ids)))
+            s.execute(delete(Provenance).where(Provenance.run_id.in_(ids)))
+        pairs = list(changed)
+        for chunk in range(0, len(new), 1000):
+            part = new[chunk:chunk + 1000]
+            ids = s.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True),
+                            [_run_values(it) for it in part]).all()
+            pairs += list(zip(ids, part))
+        metric_rows = [m for run_id, it in pairs for m in _metric_rows(run_id, it)]
+        if metric_rows:
+            s.execute(insert(Metric), metric_rows)
+        if pairs:
+            s.execute(insert(Provenance), [_provenance_row(run_id, it) for run_id, it in pairs])
+    engine.dispose()
+    return len(items)

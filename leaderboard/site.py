@@ -1,0 +1,365 @@
+"""Database → static leaderboard: overview, a page per task, a page per run, paper tables, CSV/JSON downloads.
+
+Everything is relative links, inline CSS/JS and inline SVG, so the folder opens from file:// with no server and
+no CDN. Jinja2 autoescaping is on: method names and configs are user-supplied text.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from leaderboard import plots
+from leaderboard.cost import cost_index, load_perf, render_cost
+from leaderboard.aggregate import Group, fmt, fmt_summary, load_groups
+from leaderboard.store import Reported, Run, engine_for
+from leaderboard.tables import PAPER_TITLES, build_views, write_tables
+
+N_LEADERS = 3
+RUN_BATCH = 500
+
+
+def slug(*parts: Any) -> str:
+    """A file-name-safe, collision-free name: readable where the text allows, with a hash where it does not."""
+    text = "__".join(str(p) for p in parts)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:120]
+    if safe != text:
+        safe += "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    return safe
+
+
+def run_page(task: str, method: str, budget: str, backbone: str, seed: int) -> str:
+    return f"runs/{slug(task, method, budget, backbone, seed)}.html"
+
+
+def task_page(task: str) -> str:
+    return f"tasks/{slug(task)}.html"
+
+
+# ---- planned grid -----------------------------------------------------------------------------------------------
+
+def load_planned(planned: Path | Iterable[Any] | None) -> set[tuple[str, str, str, int]] | None:
+    """Planned run keys from a JSON file or an iterable: each an object {task, method, budget, seed}, a
+    [task, method, budget, seed] list or a 'task/method/budget/seed' string."""
+    if planned is None:
+        return None
+    items = json.loads(Path(planned).read_text()) if isinstance(planned, (str, Path)) else list(planned)
+    if isinstance(items, dict):
+        items = items.get("runs", [])
+    keys = set()
+    for it in items:
+        if isinstance(it, dict):
+            t, m, b, s = it["task"], it["method"], it.get("budget", "default"), it["seed"]
+        elif isinstance(it, str):
+            t, m, b, s = it.strip("/").split("/")[-4:]
+        else:
+            t, m, b, s = it
+        keys.add((str(t), str(m), str(b), int(s)))
+    return keys
+
+
+# ---- reported lookup --------------------------------------------------------------------------------------------
+
+@dataclass
+class ReportedIndex:
+    """Reported numbers by (task, method, budget, metric), in paper-table order."""
+    by_key: dict[tuple[str, str, str], list[Reported]]
+
+    @classmethod
+    def load(cls, s: Session) -> "ReportedIndex":
+        idx: dict[tuple[str, str, str], list[Reported]] = defaultdict(list)
+        for r in s.scalars(select(Reported).where(Reported.method.is_not(None))
+                           .order_by(Reported.paper, Reported.table_id, Reported.row_order)):
+            idx[(r.task, r.method or "", r.metric)].append(r)
+        return cls(dict(idx))
+
+    def for_group(self, g: Group, metric: str | None) -> list[Reported]:
+        """Reported numbers this group reproduces: exact budget name first, then same resolved sizes."""
+        cells = [c for c in self.by_key.get((g.task, g.method, metric or ""), [])
+                 if g.answers(c.budget or "default") and (not c.match_backbone or c.backbone == g.backbone)]
+        return sorted(cells, key=lambda c: (c.budget != g.budget, c.backbone != g.backbone))
+
+
+def _delta_class(d: float | None) -> str:
+    return "" if d is None else ("delta-pos" if d >= 0 else "delta-neg")
+
+
+def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root: str) -> dict[str, Any]:
+    """One task-page row (display strings plus raw values for sorting and downloads)."""
+    h = g.headline
+    reps = reported.for_group(g, g.primary)
+    rep = reps[0] if reps else None
+    value = h.value(rep.statistic) if (h and rep) else (h.mean if h else None)
+    delta = value - rep.value if (rep and value is not None) else None
+    if h is None and g.pre_divergence is not None:
+        score, score_v = f"{fmt(g.pre_divergence.mean)}† (n={g.pre_divergence.n})", g.pre_divergence.mean
+    elif h is None:
+        score, score_v = ("failed" if g.n_failed else "—"), None
+    else:
+        score, score_v = fmt_summary(h), h.mean
+    pct = g.trainable_pct
+    statuses = [(st, n) for st in ("ok", "diverged", "failed") if (n := g.count(st))]
+    mark = "‡" if rep and rep.backbone != g.backbone else ""
+    others = {}
+    for m in other_metrics:
+        s = g.metrics.get(m)
+        others[m] = (fmt_summary(s), s.mean if s else "")
+    return {
+        "task": g.task, "method": g.method, "budget": g.budget, "backbone": g.backbone, "source": g.source,
+        "plugin": g.plugin, "pct": fmt(pct, 4) if pct is not None else "—", "pct_v": pct if pct is not None else "",
+        "score": score, "score_v": "" if score_v is None else score_v,
+        "median": fmt(h.median) if h else "—", "median_v": h.median if h else "",
+        "ci": f"[{fmt(h.ci_low)}, {fmt(h.ci_high)}]" if h else "—", "statuses": statuses,
+        "others": others,
+        "reported": (f"{rep.value:g}" + (rep.flag or "") + mark + f" [{rep.statistic}]") if rep else "—",
+        "reported_v": rep.value if rep else "",
+        "reported_title": "; ".join(f"{PAPER_TITLES.get(r.paper, r.paper)} {r.table}, {r.row} ({r.backbone}): "
+                                    f"{r.value:g}" for r in reps),
+        "delta": f"{delta:+.2f}{mark}" if delta is not None else "—", "delta_v": "" if delta is None else delta,
+        "delta_class": _delta_class(delta),
+        "wall": fmt(g.wall_time_s, 1), "wall_v": g.wall_time_s if g.wall_time_s is not None else "",
+        "mem": fmt(g.peak_memory_mb, 0), "mem_v": g.peak_memory_mb if g.peak_memory_mb is not None else "",
+        "seeds": [{"seed": r.seed, "status": r.status,
+                   "href": root + run_page(g.task, g.method, g.budget, g.backbone, r.seed)} for r in g.runs],
+    }
+
+
+def download_rows(g: Group, reported: ReportedIndex) -> dict[str, Any]:
+    """The machine-readable twin of a task-page row."""
+    reps = reported.for_group(g, g.primary)
+    rep = reps[0] if reps else None
+    out: dict[str, Any] = {"task": g.task, "method": g.method, "budget": g.budget, "backbone": g.backbone,
+                           "method_source": g.source, "plugin": g.plugin, "trainable_pct": g.trainable_pct,
+                           "trainable": g.trainable, "n_ok": g.n_ok, "n_diverged": g.n_diverged,
+                           "n_failed": g.n_failed, "primary_metric": g.primary}
+    for name, s in sorted(g.metrics.items()):
+        out.update({f"{name}_mean": s.mean, f"{name}_std": s.std, f"{name}_median": s.median, f"{name}_n": s.n,
+                    f"{name}_ci_low": s.ci_low, f"{name}_ci_high": s.ci_high})
+    h = g.headline
+    out.update({"pre_divergence_mean": g.pre_divergence.mean if g.pre_divergence else None,
+                "reported": rep.value if rep else None, "reported_backbone": rep.backbone if rep else None,
+                "reported_source": f"{rep.paper} {rep.table}: {rep.row}" if rep else None,
+                "delta": (h.value(rep.statistic) - rep.value) if (h and rep) else None,
+                "wall_time_s": g.wall_time_s, "peak_memory_mb": g.peak_memory_mb})
+    return out
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+# ---- plots --------------------------------------------------------------------------------------------------------
+
+def budget_plot(groups: list[Group], reported: ReportedIndex, root: str) -> Any:
+    by_method: dict[str, list[plots.Point]] = defaultdict(list)
+    rep_points: dict[tuple[str, str], plots.Point] = {}
+    for g in groups:
+        h, pct = g.headline, g.trainable_pct
+        if h is not None and pct is not None and pct > 0:
+            label = f"{g.method} {g.budget} ({g.backbone}): {h.mean:.2f} at {pct:.3g}%"
+            by_method[f"{g.method} ({g.backbone})"].append(plots.Point(pct, h.mean, label))
+        for r in reported.for_group(g, g.primary)[:1]:
+            if r.params_pct:
+                rep_points[(r.method or "", r.budget or "")] = plots.Point(
+                    r.params_pct, r.value, f"reported {r.method} {r.budget}: {r.value:g} at {r.params_pct}% "
+                                           f"({r.backbone}, {r.table})")
+    series = [plots.Series(name, tuple(pts)) for name, pts in sorted(by_method.items())]
+    if rep_points:
+        series.append(plots.Series("reported", tuple(rep_points.values()), line=False, hollow=True))
+    primary = next((g.primary for g in groups if g.primary), "score")
+    return plots.scatter(series, x_label="trainable parameters (% of backbone)", y_label=str(primary), log_x=True,
+                         title="score against trainable parameters")
+
+
+def pareto_plot(groups: list[Group]) -> Any:
+    pts = [plots.Point(g.wall_time_s, g.headline.mean, f"{g.method} {g.budget} ({g.backbone}): "
+                       f"{g.headline.mean:.2f} in {g.wall_time_s:.1f} s")
+           for g in groups if g.headline is not None and g.wall_time_s and g.wall_time_s > 0]
+    front = plots.pareto_front(pts)
+    series = [plots.Series("configurations", tuple(pts), line=False),
+              plots.Series("Pareto front", tuple(front), line=True, hollow=True)]
+    primary = next((g.primary for g in groups if g.primary), "score")
+    return plots.scatter(series, x_label="wall time per run (s)", y_label=str(primary), log_x=True,
+                         title="Pareto: cost against score")
+
+
+def curve_plot(curve: list[Any], primary: str | None) -> Any:
+    key = f"eval_{primary}" if primary else "eval_loss"
+    if not any(isinstance(h, dict) and h.get(key) is not None for h in curve):
+        key = "eval_loss"
+    pts = tuple(plots.Point(float(h["step"]), float(h[key]), f"step {h['step']}: {h[key]:.4g}")
+                for h in curve if isinstance(h, dict) and isinstance(h.get(key), (int, float))
+                and isinstance(h.get("step"), (int, float)))
+    return plots.scatter([plots.Series(key, pts)], x_label="step", y_label=key, title="learning curve")
+
+
+# ---- rendering ----------------------------------------------------------------------------------------------------
+
+def environment() -> Environment:
+    return Environment(loader=PackageLoader("leaderboard", "templates"),
+                       autoescape=select_autoescape(["html", "j2", "xml"], default=True),
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _coverage(groups: list[Group], planned: set[tuple[str, str, str, int]] | None,
+              tasks: list[str]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    done: dict[str, Counter[str]] = defaultdict(Counter)
+    have: set[tuple[str, str, str, int]] = set()
+    for g in groups:
+        for r in g.runs:
+            done[g.task][r.status] += 1
+            have.add((g.task, g.method, g.budget, r.seed))
+    missing: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(planned or ()):
+        if key not in have:
+            missing[key[0]].append("/".join(map(str, key)))
+    rows = []
+    for t in sorted(set(tasks) | set(missing)):
+        c = done[t]
+        n_missing = len(missing.get(t, [])) if planned is not None else None
+        total = c["ok"] + c["diverged"] + c["failed"] + (n_missing or 0)
+        widths = {k: (100 * ((n_missing or 0) if k == "missing" else c[k]) / total if total else 0)
+                  for k in ("ok", "diverged", "failed", "missing")}
+        rows.append({"task": t, "page": task_page(t) if t in tasks else None, "ok": c["ok"],
+                     "diverged": c["diverged"], "failed": c["failed"], "missing": n_missing, "widths": widths,
+                     "done_pct": 100 * (total - (n_missing or 0)) / total if total else 0})
+    return rows, missing
+
+
+def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None = None,
+                tables_dir: Path | None = None, perf_dir: Path | None = None) -> Path:
+    """Render the leaderboard into `out_dir` and the paper tables into `tables_dir` (default out_dir/../tables);
+    returns the index.html path."""
+    out_dir = Path(out_dir)
+    tables_dir = Path(tables_dir) if tables_dir is not None else out_dir.parent / "tables"
+    env = environment()
+    planned_keys = load_planned(planned)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    engine = engine_for(db_url)
+    with Session(engine) as s:
+        groups = load_groups(s)
+        reported = ReportedIndex.load(s)
+        n_runs = s.scalar(select(func.count()).select_from(Run)) or 0
+        perf = load_perf(perf_dir)  # `petl-bench perf` records: the cost page and cost columns
+        costs = cost_index(perf)
+        common = {"generated": generated, "n_runs": n_runs, "has_cost": bool(perf)}
+        by_task: dict[str, list[Group]] = defaultdict(list)
+        for g in groups:
+            by_task[g.task].append(g)
+        coverage, missing = _coverage(groups, planned_keys, list(by_task))
+        data_dir = out_dir / "data"
+
+        # task pages
+        task_cards = []
+        for task, gs in sorted(by_task.items()):
+            primary = next((g.primary for g in gs if g.primary), None)
+            other = sorted({m for g in gs for m in g.metrics} - {primary, "loss"})
+            ranked = sorted(gs, key=lambda g: (g.headline is None, -(g.headline.mean if g.headline else 0),
+                                               g.method, g.budget, g.backbone))
+            rows = [group_row(g, reported, other, "../") for g in ranked]
+            for r in rows:
+                r["cost"] = costs.get((r["method"], r["budget"], r["backbone"]))
+            _write(out_dir / task_page(task), env.get_template("task.html.j2").render(
+                root="../", task=task, slug=slug(task), primary=primary, rows=rows, other_metrics=other,
+                missing=missing.get(task, []), budget_plot=budget_plot(gs, reported, "../"),
+                pareto_plot=pareto_plot(gs), **common))
+            dl = [download_rows(g, reported) for g in ranked]
+            _write(data_dir / f"{slug(task)}.csv", _csv(dl))
+            _write(data_dir / f"{slug(task)}.json", json.dumps(dl, indent=1, default=str))
+            leaders = [group_row(g, reported, [], "") for g in ranked if g.headline is not None][:N_LEADERS]
+            task_cards.append({"name": task, "page": task_page(task), "primary": primary, "leaders": leaders,
+                               "n_groups": len(gs), "n_runs": sum(len(g.runs) for g in gs)})
+
+        # run pages, streamed in batches so 10,000 runs never sit in memory at once
+        run_tpl = env.get_template("run.html.j2")
+        sources = {g.method: g.source for g in groups}
+        last_id = 0
+        while True:
+            batch = s.scalars(select(Run).options(selectinload(Run.metrics), selectinload(Run.provenance))
+                              .where(Run.id > last_id).order_by(Run.id).limit(RUN_BATCH)).all()
+            if not batch:
+                break
+            for run in batch:
+                _write(out_dir / run_page(run.task, run.method, run.budget, run.backbone, run.seed),
+                       run_tpl.render(root="../", run=run, source=sources.get(run.method),
+                                      task_href="../" + task_page(run.task), provenance=_provenance_json(run),
+                                      config=pretty_json(run.config),
+                                      curve_plot=curve_plot(run.curve or [], run.primary_metric), **common))
+            last_id = batch[-1].id
+            s.expunge_all()
+
+        # paper tables
+        views = build_views(groups)
+        write_tables(views, tables_dir, data_dir)
+        idx = {(g.task, g.method) for g in groups}
+        table_ctx = []
+        for v in views:
+            rows = []
+            for r in v.rows:
+                task = next((c.task for c in r.cells if c is not None and c.reproduced_backbone and (c.task, r.method) in idx), None)
+                rows.append({"row": r.row, "method": r.method, "budget": r.budget, "params": r.params,
+                             "href": task_page(task) if task else None,
+                             "cells": [_cell_ctx(c) for c in r.cells]})
+            table_ctx.append({"id": v.table.id, "table": v.table.table, "title": v.table.title,
+                              "paper_title": PAPER_TITLES.get(v.table.paper, v.table.paper),
+                              "citation": v.table.citation, "columns": v.table.columns, "rows": rows,
+                              "notes": v.notes})
+        _write(out_dir / "tables.html", env.get_template("tables.html.j2").render(root="", tables=table_ctx,
+                                                                                  **common))
+        render_cost(env, out_dir, perf_dir, common)
+        index = out_dir / "index.html"
+        _write(index, env.get_template("index.html.j2").render(root="", tasks=task_cards, coverage=coverage,
+                                                               planned=planned_keys is not None, **common))
+    engine.dispose()
+    return index
+
+
+def pretty_json(obj: Any, levels: int = 2, indent: str = "") -> str:
+    """JSON indented for the first `levels` levels and compact below: readable, and fast, since json's C
+    encoder only runs when indent is None (10,000 run pages spend most of their time here otherwise)."""
+    if levels == 0 or not isinstance(obj, dict) or not obj:
+        return json.dumps(obj, sort_keys=True, default=str)
+    inner = indent + "  "
+    items = (f"{inner}{json.dumps(str(k))}: {pretty_json(v, levels - 1, inner)}" for k, v in sorted(obj.items()))
+    return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+
+
+def _provenance_json(run: Run) -> str:
+    prov = run.provenance
+    if prov is None:
+        return "{}"
+    known = {k: getattr(prov, k) for k in ("git_commit", "git_dirty", "device", "host", "started", "finished",
+                                           "python", "torch", "cuda", "packages")}
+    return pretty_json(known | (prov.extra or {}))
+
+
+def _cell_ctx(c: Any) -> dict[str, Any]:
+    if c is None:
+        return {"reproduced": "", "reported": "", "delta": "", "delta_class": "", "missing": False, "title": ""}
+    return {"reproduced": c.text(), "reported": c.reported_text(), "delta": c.delta_text(),
+            "delta_class": _delta_class(c.delta), "missing": c.missing,
+            "title": f"{c.task} {c.metric}; paper backbone {c.backbone}"
+                     + (f"; reproduced on {c.reproduced_backbone}" if c.reproduced_backbone else "")}

@@ -1,0 +1,120 @@
+"""Synthetic run records in the real schema, for tests and the scale benchmark (never for results).
+
+`python -m leaderboard.synthetic OUT --n 10000` writes records; `leaderboard.scale` times ingest and render on them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+EVIL = "<script>alert(1)</script>"  # a method name that must render as text
+PCT = {"default": 0.4, "r8": 0.2, "r16": 0.4, "r64": 1.6, "l30": 0.1, "l200": 3.6, "0.5pct": 0.5}
+
+
+def make_record(task: str, method: str, budget: str = "default", seed: int = 1, *, backbone: str = "tiny-bert",
+                status: str = "ok", value: float | None = 90.0, metric: str = "accuracy",
+                source: str = "petl-bench 0.1.0", extra_metrics: dict[str, float] | None = None,
+                wall_time_s: float = 12.0, peak_memory_mb: float = 500.0, trainable_pct: float | None = None,
+                steps: int = 100) -> dict[str, Any]:
+    """A record as benchmark/train.py writes it; `value` is the headline metric (None for a failed run)."""
+    key = {"task": task, "method": method, "budget": budget, "seed": seed}
+    pct = trainable_pct if trainable_pct is not None else PCT.get(budget, 1.0)
+    backbone_n = 1_000_000
+    metrics: dict[str, float] = {}
+    curve: list[dict[str, Any]] = []
+    if value is not None:
+        for i, step in enumerate(range(steps // 4, steps + 1, steps // 4), 1):
+            curve.append({"step": step, "epoch": i / 4, f"eval_{metric}": value * (0.6 + 0.1 * i),
+                          "eval_loss": 1.0 / i})
+        if status == "ok":
+            metrics = {metric: value, "loss": 0.1, **(extra_metrics or {})}
+    method_block = {"name": method, "source": source, "description": f"synthetic {method}", "compose": [],
+                    "init": "pretrained", "train_all": method == "full", "sizes": {}}
+    return {
+        "schema": 1, "key": key, "status": status,
+        "diverged_at_step": steps if status == "diverged" else None,
+        "metrics": metrics, "primary_metric": metric, "eval_split": "held-out",
+        "config": {"key": key, "seed": seed, "budget": budget, "threads": 1,
+                   "task": {"name": task, "task": task, "backbone": backbone, "version": "1", "options": {}},
+                   "method": {k: v for k, v in method_block.items() if k != "sizes"},
+                   "train": {"max_steps": steps, "learning_rate": 1e-3, "batch_size": 16}},
+        "method": method_block,
+        "params": {"trainable": int(backbone_n * pct / 100), "total": backbone_n + 1000, "backbone": backbone_n,
+                   "trainable_pct": pct, "formula": int(backbone_n * pct / 100), "trainable_tensors": ["x.weight"]},
+        "train": {"steps": steps, "train_loss": 0.2, "resumed_from": None},
+        "curve": curve, "wall_time_s": wall_time_s, "peak_memory_mb": peak_memory_mb,
+        "provenance": {"git_commit": "0" * 40, "git_dirty": False, "packages": {"petl-bench": "0.1.0"},
+                       "python": "3.11", "torch": "2.13.0+cpu", "cuda": None, "device": "cpu (x86_64)",
+                       "threads": 1, "host": "synthetic", "seed": seed, "started": "2026-01-01T00:00:00+00:00",
+                       "finished": "2026-01-01T00:01:00+00:00"},
+        **({"error": "synthetic failure"} if status == "failed" else {}),
+    }
+
+
+def write_record(runs_dir: Path, record: dict[str, Any], log: str | None = None) -> Path:
+    k = record["key"]
+    path = Path(runs_dir) / k["task"] / k["method"] / k["budget"] / str(k["seed"]) / "record.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    if log is not None:
+        (path.parent / "run.log").write_text(log)
+    return path
+
+
+def demo_board(runs: Path) -> None:
+    """A small board: two tasks, several methods and budgets, a plugin, a diverged and a failed run, and a
+    method whose name is an HTML injection attempt."""
+    for seed in (1, 2, 3):
+        write_record(runs, make_record("bit-xor", "fpt", seed=seed, value=95 + seed, backbone="minilm-l6",
+                                       wall_time_s=30 + seed), log=f"step 1\nfinal accuracy {95 + seed}\n")
+        for budget, base in (("r8", 80.0), ("r64", 88.0)):
+            write_record(runs, make_record("bit-xor", "lora", budget, seed, value=base + seed, backbone="minilm-l6",
+                                           wall_time_s=20.0 + seed))
+        write_record(runs, make_record("sst2", "lora", "0.5pct", seed, value=85 + seed, backbone="minilm-l6"))
+    write_record(runs, make_record("bit-xor", "ia3", seed=1, value=70.0, backbone="minilm-l6",
+                                   source="petl-ia3 0.2.0"))
+    write_record(runs, make_record("bit-xor", EVIL, seed=1, value=60.0, backbone="minilm-l6",
+                                   source=f"evil {EVIL}"))
+    write_record(runs, make_record("bit-xor", "full", seed=1, status="diverged", value=50.0, backbone="minilm-l6"))
+    write_record(runs, make_record("bit-xor", "full", seed=2, status="failed", value=None, backbone="minilm-l6"))
+
+
+def write_grid(runs_dir: Path, n: int, *, tasks: int = 5, seeds: int = 5, rng_seed: int = 0) -> list[Path]:
+    """`n` records over `tasks` tasks × methods × budgets × `seeds` seeds, a few diverged or failed."""
+    rng = random.Random(rng_seed)
+    per_task = max(1, n // tasks)
+    configs = max(1, per_task // seeds)
+    budgets = list(PCT)
+    paths: list[Path] = []
+    for t in range(tasks):
+        task = ["bit-xor", "sst2", "mnli", "listops", "cifar10", "mnist", "bit-memory"][t % 7] + (
+            f"-{t // 7}" if t >= 7 else "")
+        for c in range(configs):
+            method, budget = f"method-{c // len(budgets)}", budgets[c % len(budgets)]
+            base = rng.uniform(50, 95)
+            for seed in range(1, seeds + 1):
+                if len(paths) >= n:
+                    return paths
+                status = rng.choices(["ok", "diverged", "failed"], [0.94, 0.04, 0.02])[0]
+                value = None if status == "failed" else round(base + rng.gauss(0, 1), 2)
+                rec = make_record(task, method, budget, seed, status=status, value=value,
+                                  wall_time_s=rng.uniform(5, 500), peak_memory_mb=rng.uniform(300, 9000),
+                                  trainable_pct=PCT[budget] * rng.uniform(0.9, 1.1))
+                paths.append(write_record(runs_dir, rec, log=f"step 1\nstep 2\nfinished seed {seed}\n"))
+    return paths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--tasks", type=int, default=5)
+    args = ap.parse_args()
+    print(len(write_grid(args.out, args.n, tasks=args.tasks)), "records written to", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Paper-style tables: for each table of both papers, the reproduced value ± spread beside the reported one and Δ.
+
+One model (`TableView`) feeds every output — Markdown, LaTeX (booktabs), CSV, JSON and the HTML page — so they
+can never disagree. A cell is `missing` when no run finished; † marks divergence; ‡ marks a reproduction on a
+different backbone from the paper's (e.g. MiniLM where the paper used GPT-2).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leaderboard.aggregate import Group, Summary, fmt
+from leaderboard.papers import PaperTable, load_tables
+
+PAPER_TITLES = {"he2022": "He et al. 2022", "lu2021": "Lu et al. 2021 (FPT)"}
+MISSING = "missing"
+
+
+@dataclass
+class Cell:
+    task: str
+    metric: str
+    label: str
+    reported: float
+    reported_flag: str | None
+    backbone: str  # the paper's
+    statistic: str
+    reproduced: Summary | None = None
+    reproduced_backbone: str | None = None
+    pre_divergence: float | None = None
+    n_diverged: int = 0
+    n_failed: int = 0
+
+    @property
+    def value(self) -> float | None:
+        if self.reproduced is not None:
+            return self.reproduced.value(self.statistic)
+        return self.pre_divergence
+
+    @property
+    def missing(self) -> bool:
+        return self.value is None
+
+    @property
+    def backbone_differs(self) -> bool:
+        return self.reproduced_backbone is not None and self.reproduced_backbone != self.backbone
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.value is None else self.value - self.reported
+
+    def text(self, pm: str = "±", dag: str = "†", ddag: str = "‡") -> str:
+        """'98.40 ± 0.50 (n=5)‡', '61.2† (diverged)', '3 failed' or 'missing'."""
+        if self.reproduced is not None:
+            s = self.reproduced
+            spread = f" {pm} {s.std:.2f}" if s.std is not None else ""
+            out = f"{fmt(s.value(self.statistic))}{spread} (n={s.n})"
+            if self.n_diverged:
+                out += f" +{self.n_diverged}{dag}"
+        elif self.pre_divergence is not None:
+            out = f"{fmt(self.pre_divergence)}{dag} (n={self.n_diverged})"
+        elif self.n_failed:
+            return f"{self.n_failed} failed"
+        else:
+            return MISSING
+        if self.n_failed:
+            out += f" +{self.n_failed} failed"
+        return out + (ddag if self.backbone_differs else "")
+
+    def reported_text(self, dag: str = "†") -> str:
+        return f"{self.reported:g}" + (dag if self.reported_flag else "")
+
+    def delta_text(self) -> str:
+        d = self.delta
+        return "" if d is None else f"{d:+.2f}"
+
+
+@dataclass
+class RowView:
+    row: str
+    method: str | None
+    budget: str | None
+    params: str | None
+    note: str | None
+    cells: list[Cell | None] = field(default_factory=list)  # None where the paper printed no number
+
+
+@dataclass
+class TableView:
+    table: PaperTable
+    rows: list[RowView]
+
+    @property
+    def notes(self) -> list[str]:
+        """Footnotes: where the backbone differs, and row notes from the data file."""
+        out = []
+        pairs = sorted({(c.reproduced_backbone, c.backbone) for r in self.rows for c in r.cells
+                        if c is not None and c.backbone_differs})
+        for mine, theirs in pairs:
+            out.append(f"‡ reproduced on {mine} (paper: {theirs})")
+        for r in self.rows:
+            if r.note:
+                out.append(f"{r.row}: {r.note}")
+        return out
+
+
+def index_groups(groups: list[Group]) -> dict[tuple[str, str], list[Group]]:
+    idx: dict[tuple[str, str], list[Group]] = defaultdict(list)
+    for g in groups:
+        idx[(g.task, g.method)].append(g)
+    return idx
+
+
+def pick_group(candidates: list[Group], budget: str, backbone: str, match_backbone: bool) -> Group | None:
+    """The group that reproduces a reported cell: one that ran `budget` (by name or by resolved sizes), on the
+    paper's backbone if run, else (unless the table is about backbones) the one with the most runs."""
+    ran = [g for g in candidates if g.answers(budget)]
+    ran.sort(key=lambda g: (g.budget != budget, g.backbone != backbone, -len(g.runs), g.backbone))
+    if match_backbone:
+        ran = [g for g in ran if g.backbone == backbone]
+    return ran[0] if ran else None
+
+
+def fill_cell(cell: Cell, g: Group | None) -> Cell:
+    if g is None:
+        return cell
+    cell.reproduced_backbone = g.backbone
+    cell.reproduced = g.metrics.get(cell.metric)
+    cell.n_diverged, cell.n_failed = g.n_diverged, g.n_failed
+    if cell.reproduced is None and cell.metric == g.primary and g.pre_divergence is not None:
+        cell.pre_divergence = g.pre_divergence.mean
+    return cell
+
+
+def build_views(groups: list[Group], tables: tuple[PaperTable, ...] | None = None) -> list[TableView]:
+    idx = index_groups(groups)
+    views = []
+    for t in tables if tables is not None else load_tables():
+        rows = []
+        for r in t.rows:
+            rv = RowView(row=r["row"], method=r.get("method"),
+                         budget=str(r["budget"]) if r.get("budget") is not None else None,
+                         params=r.get("params"), note=r.get("note"))
+            flags = r.get("flags") or [None] * len(t.columns)
+            match = bool(r.get("match_backbone", t.match_backbone))
+            for col, value, flag, bb in zip(t.columns, r["values"], flags, r["backbone_per_column"]):
+                if value is None:
+                    rv.cells.append(None)
+                    continue
+                cell = Cell(col.task, col.metric, col.label, float(value), flag, bb, t.statistic)
+                if rv.method:
+                    g = pick_group(idx.get((col.task, rv.method), []), rv.budget or "default", bb, match)
+                    fill_cell(cell, g)
+                rv.cells.append(cell)
+            rows.append(rv)
+        views.append(TableView(t, rows))
+    return views
+
+
+# ---- outputs -------------------------------------------------------------------------------------------------
+
+def to_markdown(v: TableView) -> str:
+    t = v.table
+    head = ["Row", "Method / budget", "Params"]
+    for c in t.columns:
+        head += [f"{c.label} reproduced", f"{c.label} reported", f"{c.label} Δ"]
+    lines = [f"### {PAPER_TITLES.get(t.paper, t.paper)} — {t.table}: {t.title}", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+    for r in v.rows:
+        cells = [_md(r.row), _md(f"{r.method} / {r.budget}" if r.method else "not mapped"), _md(r.params or "")]
+        for c in r.cells:
+            cells += ["", "", ""] if c is None else [c.text(), c.reported_text(), c.delta_text()]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    stat = "median" if t.statistic == "median" else "mean"
+    lines.append(f"Reproduced: {stat} ± sample std over finished seeds (n); Δ = reproduced − reported; "
+                 f"{MISSING} = no finished run; † diverged.")
+    lines += [f"{n}" for n in v.notes]
+    lines += ["", f"Source: {t.citation}.", ""]
+    return "\n".join(x if x else "" for x in lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "†": r"\dag{}",
+        "‡": r"\ddag{}", "Δ": r"$\Delta$", "—": "---", "−": "-"}
+
+
+def tex(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def to_latex(v: TableView) -> str:
+    t = v.table
+    n = len(t.columns)
+    out = [f"% {PAPER_TITLES.get(t.paper, t.paper)} — {t.table}: {t.title}", "% generated by petl-bench; needs \\usepackage{booktabs}",
+           r"\begin{table}[t]", r"\centering", r"\small",
+           r"\begin{tabular}{ll" + "l" + "rrr" * n + "}", r"\toprule"]
+    out.append(" & & & " + " & ".join(f"\\multicolumn{{3}}{{c}}{{{tex(c.label)}}}" for c in t.columns) + r" \\")
+    out.append("".join(f"\\cmidrule(lr){{{4 + 3 * i}-{6 + 3 * i}}}" for i in range(n)))
+    out.append("Row & Method / budget & Params & " + " & ".join(["Repr.", "Rep.", r"$\Delta$"] * n) + r" \\")
+    out.append(r"\midrule")
+    for r in v.rows:
+        cells = [tex(r.row), tex(f"{r.method} / {r.budget}" if r.method else "not mapped"), tex(r.params or "")]
+        for c in r.cells:
+            cells += ["", "", ""] if c is None else [tex(c.text()), tex(c.reported_text()), tex(c.delta_text())]
+        out.append(" & ".join(cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    notes = "; ".join(v.notes)
+    stat = "median" if t.statistic == "median" else "mean"
+    caption = (f"{t.title}. Reproduced: {stat} $\\pm$ sample std over finished seeds (n); Rep.: reported; "
+               f"$\\Delta$ = reproduced $-$ reported; {MISSING}: no finished run; \\dag{{}} diverged."
+               + (f" {tex(notes)}." if notes else "") + f" Source: {tex(t.citation)}.")
+    out += [f"\\caption{{{caption}}}", f"\\label{{tab:{t.id}}}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def records(v: TableView) -> list[dict[str, Any]]:
+    """Flat rows, one per reported number, for CSV and JSON downloads."""
+    out = []
+    for r in v.rows:
+        for c in r.cells:
+            if c is None:
+                continue
+            s = c.reproduced
+            out.append({"paper": v.table.paper, "table": v.table.table, "row": r.row, "method": r.method,
+                        "budget": r.budget, "task": c.task, "metric": c.metric, "statistic": c.statistic,
+                        "reported": c.reported, "reported_flag": c.reported_flag, "paper_backbone": c.backbone,
+                        "reproduced_backbone": c.reproduced_backbone, "reproduced": c.value,
+                        "mean": s.mean if s else None, "median": s.median if s else None,
+                        "std": s.std if s else None, "n": s.n if s else 0,
+                        "ci_low": s.ci_low if s else None, "ci_high": s.ci_high if s else None,
+                        "n_diverged": c.n_diverged, "n_failed": c.n_failed, "delta": c.delta,
+                        "citation": v.table.citation})
+    return out
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_tables(views: list[TableView], tables_dir: Path, data_dir: Path | None = None) -> list[Path]:
+    """results/tables/<id>.md|.tex, plus (for the site) <id>.md|.tex|.csv|.json in `data_dir`."""
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for v in views:
+        md, latex, rows = to_markdown(v), to_latex(v), records(v)
+        outputs = {".md": md, ".tex": latex}
+        for ext, text in outputs.items():
+            p = tables_dir / f"{v.table.id}{ext}"
+            p.write_text(text)
+            written.append(p)
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            for ext, text in {**outputs, ".csv": to_csv(rows), ".json": json.dumps(rows, indent=1)}.items():
+                (data_dir / f"{v.table.id}{ext}").write_text(text)
+    return written
