@@ -95,6 +95,7 @@ class Group:
     primary: str | None
     source: str | None = None
     plugin: bool = False
+    homepage: str | None = None
     runs: list[RunRow] = field(default_factory=list)
     metrics: dict[str, Summary] = field(default_factory=dict)
     pre_divergence: Summary | None = None
@@ -166,7 +167,7 @@ def summarize_group(g: Group) -> Group:
 def load_groups(s: Session) -> list[Group]:
     """Every (task, method, budget, backbone) group in the database with its seeds summarised."""
     primaries = {t.name: t.primary_metric for t in s.scalars(select(Task))}
-    sources = {m.name: (m.source, m.plugin) for m in s.scalars(select(Method))}
+    sources = {m.name: (m.source, bool(m.plugin), m.homepage) for m in s.scalars(select(Method))}
     metrics: dict[int, dict[str, float | None]] = defaultdict(dict)
     for run_id, name, value in s.execute(select(Metric.run_id, Metric.name, Metric.value)):
         metrics[run_id][name] = value
@@ -178,9 +179,9 @@ def load_groups(s: Session) -> list[Group]:
         key = (row.task, row.method, row.budget, row.backbone)
         g = groups.get(key)
         if g is None:
-            source, plugin = sources.get(row.method, (None, False))
+            source, plugin, homepage = sources.get(row.method, (None, False, None))
             g = groups[key] = Group(*key, primary=primaries.get(row.task) or row.primary_metric, source=source,
-                                    plugin=plugin)
+                                    plugin=plugin, homepage=homepage)
         g.runs.append(RunRow(id=row.id, seed=row.seed, status=row.status, trainable=row.trainable,
                              trainable_pct=row.trainable_pct, wall_time_s=row.wall_time_s,
                              peak_memory_mb=row.peak_memory_mb, diverged_at_step=row.diverged_at_step,

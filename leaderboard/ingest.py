@@ -38,9 +38,39 @@ class Loaded:
         return (str(k["task"]), str(k["method"]), str(k["budget"]), backbone_of(self.record), int(k["seed"]))
 
 
+BACKBONE_SWAP = "backbone:"  # method init "backbone:<name>" (benchmark.backbones.fpt.BACKBONE_SWAP)
+
+
+def method_info(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's method block: the top-level one a finished run writes, else the resolved config's (all a
+    crashed run's failed.json has)."""
+    info = record.get("method") or (record.get("config") or {}).get("method")
+    return info if isinstance(info, dict) else {}
+
+
+def swapped_backbone(record: dict[str, Any]) -> str | None:
+    """The backbone a baseline puts in place of the task's (Lu et al.'s LSTM and ViT-initialised runs): the
+    task config still names the task's transformer, but the model that trained is the one in the method's
+    `init`, and that is the backbone the paper tables compare against."""
+    init = method_info(record).get("init")
+    if isinstance(init, str) and init.startswith(BACKBONE_SWAP) and init[len(BACKBONE_SWAP):]:
+        return init[len(BACKBONE_SWAP):]
+    return None
+
+
 def backbone_of(record: dict[str, Any]) -> str:
+    """The backbone the run really trained: a swapped-in one, else the task's."""
     task = (record.get("config") or {}).get("task") or {}
-    return str(task.get("backbone") or "unknown")
+    return swapped_backbone(record) or str(task.get("backbone") or "unknown")
+
+
+def is_plugin(info: dict[str, Any]) -> bool:
+    """The record's own `plugin` flag; records from before it existed fall back to the source, where only a
+    third-party distribution counts (built-ins say "petl-bench …", config-defined methods say "config")."""
+    if isinstance(info.get("plugin"), bool):
+        return info["plugin"]
+    source = str(info.get("source") or "").split()
+    return bool(source) and source[0] not in ("petl-bench", "config")
 
 
 def _load(path: Path) -> Loaded:
@@ -134,7 +164,7 @@ def _last_eval(record: dict[str, Any]) -> float | None:
 def _run_values(item: Loaded) -> dict[str, Any]:
     """The runs-table columns for one record (its key columns included)."""
     r = item.record
-    params, method_info = r["params"], r.get("method") or {}
+    params, info = r["params"], method_info(r)
     task, method, budget, backbone, seed = item.key
     return {
         "task": task, "method": method, "budget": budget, "backbone": backbone, "seed": seed,
@@ -144,7 +174,7 @@ def _run_values(item: Loaded) -> dict[str, Any]:
         "eval_split": r.get("eval_split"),
         "trainable": _int(params.get("trainable")), "total": _int(params.get("total")),
         "backbone_params": _int(params.get("backbone")), "trainable_pct": _num(params.get("trainable_pct")),
-        "formula": _int(params.get("formula")), "sizes": method_info.get("sizes"),
+        "formula": _int(params.get("formula")), "sizes": info.get("sizes"),
         "steps": _int((r.get("train") or {}).get("steps")),
         "wall_time_s": _num(r.get("wall_time_s")), "peak_memory_mb": _num(r.get("peak_memory_mb")),
         "config": r["config"], "curve": r.get("curve") if isinstance(r.get("curve"), list) else [],
@@ -186,15 +216,22 @@ def _upsert_dimensions(s: Session, items: list[Loaded]) -> None:
             t.version = str(task_cfg["version"])
         bname = backbone_of(r)
         b = backbones.get(bname) or backbones.setdefault(bname, s.merge(Backbone(name=bname)))
-        if task_cfg.get("backbone_path"):
+        if task_cfg.get("backbone_path") and swapped_backbone(r) is None:
             b.path = str(task_cfg["backbone_path"])
         mname = str(r["key"]["method"])
-        info = r.get("method") or r["config"].get("method") or {}
         m = methods.get(mname) or methods.setdefault(mname, s.merge(Method(name=mname)))
-        if info.get("source"):
-            m.source = str(info["source"])
-        if info.get("description"):
-            m.description = str(info["description"])
+        _describe_method(m, method_info(r))
+
+
+def _describe_method(m: Method, info: dict[str, Any]) -> None:
+    """Copy what the record says about where the method comes from onto its row."""
+    if info.get("source"):
+        m.source = str(info["source"])
+    if info.get("description"):
+        m.description = str(info["description"])
+    if "homepage" in info:  # a record from before the key existed leaves the row's as it was
+        m.homepage = str(info["homepage"]) if info.get("homepage") else None
+    m.plugin = is_plugin(info)
 
 
 def sync_reported(s: Session) -> int:
@@ -218,6 +255,20 @@ def sync_reported(s: Session) -> int:
     return len(cells)
 
 
+def _drop_moved_runs(s: Session, items: list[Loaded],
+                     known: dict[tuple[str, str, str, str, int], tuple[int, str, str]]) -> None:
+    """Delete rows whose record file now yields a different key (e.g. a swapped-backbone baseline indexed under
+    its task's backbone before `backbone_of` knew better), so the record is re-inserted once, not twice."""
+    key_of_path = {str(it.path): it.key for it in items}
+    moved = [key for key, (_, _, path) in known.items() if key_of_path.get(path, key) != key]
+    if not moved:
+        return
+    ids = [known.pop(key)[0] for key in moved]
+    s.execute(delete(Metric).where(Metric.run_id.in_(ids)))
+    s.execute(delete(Provenance).where(Provenance.run_id.in_(ids)))
+    s.execute(delete(Run).where(Run.id.in_(ids)))
+
+
 def ingest(runs_dir: Path, db_url: str) -> int:
     """Index every record.json under `runs_dir` into `db_url`; returns how many records were ingested.
 
@@ -233,6 +284,7 @@ def ingest(runs_dir: Path, db_url: str) -> int:
         known = {(r.task, r.method, r.budget, r.backbone, r.seed): (r.id, r.record_sha256, r.record_path)
                  for r in s.execute(select(Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.seed,
                                            Run.record_sha256, Run.record_path))}
+        _drop_moved_runs(s, items, known)
         new = [it for it in items if it.key not in known]
         changed = [(known[it.key][0], it) for it in items
                    if it.key in known and known[it.key][1:] != (it.sha256, str(it.path))]

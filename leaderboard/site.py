@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import func, select
@@ -22,12 +23,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from leaderboard import plots
 from leaderboard.cost import cost_index, load_perf, render_cost
-from leaderboard.aggregate import Group, fmt, fmt_summary, load_groups
+from leaderboard.aggregate import Group, RunRow, fmt, fmt_summary, load_groups
 from leaderboard.store import Reported, Run, engine_for
 from leaderboard.tables import PAPER_TITLES, build_views, write_tables
 
 N_LEADERS = 3
 RUN_BATCH = 500
+ERROR_CHARS = 200  # of a failed run's error on the overview; the run page has all of it
 
 
 def slug(*parts: Any) -> str:
@@ -91,6 +93,18 @@ class ReportedIndex:
         return sorted(cells, key=lambda c: (c.budget != g.budget, c.backbone != g.backbone))
 
 
+def safe_homepage(url: str | None) -> str | None:
+    """A plugin's homepage only if it is an absolute http(s) URL: the text comes from a third-party package's
+    metadata, and escaping alone does not stop a `javascript:` link from running when clicked."""
+    if not url or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
 def _delta_class(d: float | None) -> str:
     return "" if d is None else ("delta-pos" if d >= 0 else "delta-neg")
 
@@ -117,7 +131,8 @@ def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root:
         others[m] = (fmt_summary(s), s.mean if s else "")
     return {
         "task": g.task, "method": g.method, "budget": g.budget, "backbone": g.backbone, "source": g.source,
-        "plugin": g.plugin, "pct": fmt(pct, 4) if pct is not None else "—", "pct_v": pct if pct is not None else "",
+        "plugin": g.plugin, "homepage": safe_homepage(g.homepage),
+        "pct": fmt(pct, 4) if pct is not None else "—", "pct_v": pct if pct is not None else "",
         "score": score, "score_v": "" if score_v is None else score_v,
         "median": fmt(h.median) if h else "—", "median_v": h.median if h else "",
         "ci": f"[{fmt(h.ci_low)}, {fmt(h.ci_high)}]" if h else "—", "statuses": statuses,
@@ -140,7 +155,8 @@ def download_rows(g: Group, reported: ReportedIndex) -> dict[str, Any]:
     reps = reported.for_group(g, g.primary)
     rep = reps[0] if reps else None
     out: dict[str, Any] = {"task": g.task, "method": g.method, "budget": g.budget, "backbone": g.backbone,
-                           "method_source": g.source, "plugin": g.plugin, "trainable_pct": g.trainable_pct,
+                           "method_source": g.source, "plugin": g.plugin,
+                           "method_homepage": safe_homepage(g.homepage), "trainable_pct": g.trainable_pct,
                            "trainable": g.trainable, "n_ok": g.n_ok, "n_diverged": g.n_diverged,
                            "n_failed": g.n_failed, "primary_metric": g.primary}
     for name, s in sorted(g.metrics.items()):
@@ -249,6 +265,29 @@ def _coverage(groups: list[Group], planned: set[tuple[str, str, str, int]] | Non
     return rows, missing
 
 
+def _what_happened(g: Group, r: RunRow, errors: dict[int, str | None]) -> str:
+    """One line on why a run has no headline number: where it diverged, or the first line of its error."""
+    if r.status == "diverged":
+        text = "diverged" + (f" at step {r.diverged_at_step}" if r.diverged_at_step is not None else "")
+        if r.pre_divergence is not None:
+            text += f" (last {g.primary or 'score'} before: {fmt(r.pre_divergence)})"
+        return text
+    error = (errors.get(r.id) or "").strip()
+    return error.splitlines()[0][:ERROR_CHARS] if error else r.status
+
+
+def problem_runs(s: Session, groups: list[Group]) -> list[dict[str, Any]]:
+    """Every run that did not finish (diverged or failed), by name with a link to its page: the overview has to
+    say which runs to look at or rerun, not only how many there are."""
+    errors: dict[int, str | None] = {i: e for i, e in s.execute(select(Run.id, Run.error).where(Run.status != "ok"))}
+    out = [{"status": r.status, "name": f"{g.task}/{g.method}/{g.budget}/{r.seed}", "task": g.task,
+            "method": g.method, "budget": g.budget, "backbone": g.backbone, "seed": r.seed,
+            "what": _what_happened(g, r, errors), "href": run_page(g.task, g.method, g.budget, g.backbone, r.seed)}
+           for g in groups for r in g.runs if r.status != "ok"]
+    return sorted(out, key=lambda p: (p["status"] != "failed", p["task"], p["method"], p["budget"],
+                                      p["backbone"], p["seed"]))
+
+
 def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None = None,
                 tables_dir: Path | None = None, perf_dir: Path | None = None) -> Path:
     """Render the leaderboard into `out_dir` and the paper tables into `tables_dir` (default out_dir/../tables);
@@ -295,7 +334,7 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
 
         # run pages, streamed in batches so 10,000 runs never sit in memory at once
         run_tpl = env.get_template("run.html.j2")
-        sources = {g.method: g.source for g in groups}
+        sources = {g.method: (g.source, g.plugin, safe_homepage(g.homepage)) for g in groups}
         last_id = 0
         while True:
             batch = s.scalars(select(Run).options(selectinload(Run.metrics), selectinload(Run.provenance))
@@ -304,7 +343,8 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
                 break
             for run in batch:
                 _write(out_dir / run_page(run.task, run.method, run.budget, run.backbone, run.seed),
-                       run_tpl.render(root="../", run=run, source=sources.get(run.method),
+                       run_tpl.render(root="../", run=run,
+                                      method_origin=sources.get(run.method, (None, False, None)),
                                       task_href="../" + task_page(run.task), provenance=_provenance_json(run),
                                       config=pretty_json(run.config),
                                       curve_plot=curve_plot(run.curve or [], run.primary_metric), **common))
@@ -332,6 +372,7 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
         render_cost(env, out_dir, perf_dir, common)
         index = out_dir / "index.html"
         _write(index, env.get_template("index.html.j2").render(root="", tasks=task_cards, coverage=coverage,
+                                                               problems=problem_runs(s, groups),
                                                                planned=planned_keys is not None, **common))
     engine.dispose()
     return index

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Engine, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event)
+                        create_engine, event, false, inspect)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -36,11 +36,10 @@ class Method(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     source: Mapped[Optional[str]] = mapped_column(String(200))
     description: Mapped[Optional[str]] = mapped_column(Text)
-
-    @property
-    def plugin(self) -> bool:
-        """Built-ins come from the petl-bench distribution itself; anything else is a plugin."""
-        return bool(self.source) and not self.source.split()[0] == "petl-bench"
+    # as the run record states them (benchmark.registry.provenance), not guessed from `source`: a method defined
+    # in config has source "config" and is no plugin, while one composing a plugin's form is
+    homepage: Mapped[Optional[str]] = mapped_column(Text)
+    plugin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Run(Base):
@@ -163,6 +162,7 @@ def engine_for(db_url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
     _create_schema(engine)
+    _add_missing_columns(engine)
     return engine
 
 
@@ -177,3 +177,30 @@ def _create_schema(engine: Engine, tries: int = 5) -> None:
         except OperationalError as e:
             if "already exists" not in str(e) or attempt == tries - 1:
                 raise
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add columns that a newer schema has and an existing database lacks (create_all never alters a table).
+
+    The database is only an index over the records, but a team's shared leaderboard should not have to be
+    dropped for a new nullable or defaulted column; the next ingest fills it in. A concurrent process adding
+    the same column first is tolerated.
+    """
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlalchemy.schema import CreateColumn
+
+    have = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        if not have.has_table(table.name):
+            continue
+        present = {c["name"] for c in have.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            ddl = CreateColumn(column).compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+            except (OperationalError, ProgrammingError) as e:
+                if "duplicate" not in str(e).lower() and "already exists" not in str(e).lower():
+                    raise

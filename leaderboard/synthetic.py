@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 EVIL = "<script>alert(1)</script>"  # a method name that must render as text
+IA3_HOMEPAGE = "https://example.org/petl-ia3?a=1&b=<2>"  # a real link, with characters to escape
+EVIL_HOMEPAGE = "javascript:alert(1)"  # a plugin homepage that must never become a link
 PCT = {"default": 0.4, "r8": 0.2, "r16": 0.4, "r64": 1.6, "l30": 0.1, "l200": 3.6, "0.5pct": 0.5}
 
 
@@ -18,8 +20,12 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
                 status: str = "ok", value: float | None = 90.0, metric: str = "accuracy",
                 source: str = "petl-bench 0.1.0", extra_metrics: dict[str, float] | None = None,
                 wall_time_s: float = 12.0, peak_memory_mb: float = 500.0, trainable_pct: float | None = None,
-                steps: int = 100) -> dict[str, Any]:
-    """A record as benchmark/train.py writes it; `value` is the headline metric (None for a failed run)."""
+                steps: int = 100, plugin: bool | None = None, homepage: str | None = None,
+                init: str = "pretrained") -> dict[str, Any]:
+    """A record as benchmark/train.py writes it; `value` is the headline metric (None for a failed run).
+
+    `plugin` defaults to what benchmark.registry.provenance would say for `source` (a distribution other than
+    petl-bench, and not a config-defined method); `init` "backbone:<name>" makes a swapped-backbone baseline."""
     key = {"task": task, "method": method, "budget": budget, "seed": seed}
     pct = trainable_pct if trainable_pct is not None else PCT.get(budget, 1.0)
     backbone_n = 1_000_000
@@ -31,8 +37,13 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
                           "eval_loss": 1.0 / i})
         if status == "ok":
             metrics = {metric: value, "loss": 0.1, **(extra_metrics or {})}
+    package, _, version = source.partition(" ")
+    if plugin is None:
+        plugin = package not in ("petl-bench", "config")
     method_block = {"name": method, "source": source, "description": f"synthetic {method}", "compose": [],
-                    "init": "pretrained", "train_all": method == "full", "sizes": {}}
+                    "init": init, "train_all": method == "full", "sizes": {},
+                    "package": None if package == "config" else package, "version": version or None,
+                    "homepage": homepage, "entry_point": None, "plugin": plugin, "forms": {}}
     return {
         "schema": 1, "key": key, "status": status,
         "diverged_at_step": steps if status == "diverged" else None,
@@ -75,9 +86,9 @@ def demo_board(runs: Path) -> None:
                                            wall_time_s=20.0 + seed))
         write_record(runs, make_record("sst2", "lora", "0.5pct", seed, value=85 + seed, backbone="minilm-l6"))
     write_record(runs, make_record("bit-xor", "ia3", seed=1, value=70.0, backbone="minilm-l6",
-                                   source="petl-ia3 0.2.0"))
+                                   source="petl-ia3 0.2.0", homepage=IA3_HOMEPAGE))
     write_record(runs, make_record("bit-xor", EVIL, seed=1, value=60.0, backbone="minilm-l6",
-                                   source=f"evil {EVIL}"))
+                                   source=f"evil {EVIL}", homepage=EVIL_HOMEPAGE))
     write_record(runs, make_record("bit-xor", "full", seed=1, status="diverged", value=50.0, backbone="minilm-l6"))
     write_record(runs, make_record("bit-xor", "full", seed=2, status="failed", value=None, backbone="minilm-l6"))
 

@@ -127,3 +127,91 @@ def test_failed_json_is_a_failed_run_until_a_record_follows(runs: Path, tmp_path
     first = snapshot(db)
     ingest(runs, f"sqlite:///{db}")
     assert snapshot(db) == first
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as c:
+        out = [tuple(r) for r in c.execute(text(sql))]
+    engine.dispose()
+    return out
+
+
+def test_plugin_flag_and_homepage_come_from_the_record(tmp_path: Path) -> None:
+    """The recorded `plugin` flag wins over the source: config-defined methods ("config") are no plugins, a
+    config method composing a plugin's form is one; records from before the flag fall back to the source."""
+    runs = tmp_path / "runs"
+    write_record(runs, make_record("bit-xor", "ia3", source="petl-ia3 0.1.0", plugin=True,
+                                   homepage="https://arxiv.org/abs/2205.05638"))
+    write_record(runs, make_record("bit-xor", "mine", source="config", plugin=False))
+    write_record(runs, make_record("bit-xor", "mixed", source="config", plugin=True))
+    write_record(runs, make_record("bit-xor", "lora", source="petl-bench 0.1.0"))
+    legacy = {"old-plugin": "other-dist 1.0", "old-config": "config"}
+    for method, source in legacy.items():
+        record = make_record("bit-xor", method, source=source)
+        for block in (record["method"], record["config"]["method"]):
+            for k in ("plugin", "homepage", "package", "version", "entry_point", "forms"):
+                block.pop(k, None)
+        write_record(runs, record)
+    db = tmp_path / "bench.sqlite"
+    ingest(runs, f"sqlite:///{db}")
+    got = {name: (bool(plugin), homepage) for name, plugin, homepage in
+           _rows(db, "SELECT name, plugin, homepage FROM methods")}
+    assert got == {"ia3": (True, "https://arxiv.org/abs/2205.05638"), "mine": (False, None),
+                   "mixed": (True, None), "lora": (False, None), "old-plugin": (True, None),
+                   "old-config": (False, None)}
+
+
+def test_database_from_before_the_new_columns_gains_them(runs: Path, tmp_path: Path) -> None:
+    """create_all never alters a table: an older database gets the new method columns added, filled next ingest."""
+    db = tmp_path / "bench.sqlite"
+    write_record(runs, make_record("bit-xor", "ia3", source="petl-ia3 0.1.0", homepage="https://x.org/ia3"))
+    ingest(runs, f"sqlite:///{db}")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as c:
+        c.execute(text("ALTER TABLE methods DROP COLUMN homepage"))
+        c.execute(text("ALTER TABLE methods DROP COLUMN plugin"))
+    engine.dispose()
+    ingest(runs, f"sqlite:///{db}")
+    assert _rows(db, "SELECT plugin, homepage FROM methods WHERE name='ia3'") == [(1, "https://x.org/ia3")]
+    assert _rows(db, "SELECT plugin FROM methods WHERE name='fpt'") == [(0,)]
+
+
+def _lstm_record(seed: int = 1, **kw: object) -> dict:
+    """Lu et al.'s LSTM baseline as train.py records it: the task config names the task's transformer, the
+    method's init swaps in the LSTM."""
+    record = make_record("bit-xor", "lstm", seed=seed, backbone="gpt2", init="backbone:lstm", **kw)  # type: ignore[arg-type]
+    record["config"]["task"]["backbone_path"] = "/models/gpt2-bit"
+    record["config"]["method"]["init"] = "backbone:lstm"
+    return record
+
+
+def test_swapped_backbone_baselines_are_indexed_under_their_own_backbone(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    write_record(runs, _lstm_record(1))
+    failed = _lstm_record(2, status="failed", value=None)
+    del failed["method"]  # failed.json (benchmark.record.write_failure) has only the config's method block
+    folder = runs / "bit-xor" / "lstm" / "default" / "2"
+    folder.mkdir(parents=True)
+    (folder / "failed.json").write_text(json.dumps(failed))
+    db = tmp_path / "bench.sqlite"
+    ingest(runs, f"sqlite:///{db}")
+    assert _rows(db, "SELECT seed, backbone FROM runs ORDER BY seed") == [(1, "lstm"), (2, "lstm")]
+    assert _rows(db, "SELECT name, path FROM backbones") == [("lstm", None)]  # the task's path is not the LSTM's
+
+
+def test_a_run_whose_key_changed_is_replaced_not_duplicated(tmp_path: Path) -> None:
+    """A database indexed before swapped backbones were recognised holds the LSTM run under gpt2; the next
+    ingest moves it (same record file) instead of adding a second row."""
+    runs = tmp_path / "runs"
+    write_record(runs, _lstm_record(1))
+    db = tmp_path / "bench.sqlite"
+    ingest(runs, f"sqlite:///{db}")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO backbones (name) VALUES ('gpt2')"))
+        c.execute(text("UPDATE runs SET backbone = 'gpt2'"))
+    engine.dispose()
+    ingest(runs, f"sqlite:///{db}")
+    assert _rows(db, "SELECT backbone FROM runs") == [("lstm",)]
+    assert len(_rows(db, "SELECT * FROM metrics")) == 2 and len(_rows(db, "SELECT * FROM provenance")) == 1

@@ -131,3 +131,33 @@ def test_diverged_flags_and_median_statistic() -> None:
     assert cells[("lu2021-ablation", "FPT + attention", "listops")]["flag"] is None
     assert cells[("he2022-table2", "BitFit", "sst2")]["statistic"] == "median"
     assert cells[("he2022-table6", "BitFit", "xsum")]["params_pct"] == 0.1
+
+
+def test_swapped_backbone_baselines_compare_against_the_papers_backbone(tmp_path: Path) -> None:
+    """LSTM and ViT-initialised runs record the task's transformer in config.task.backbone and the backbone they
+    really ran in method.init ("backbone:<name>"): ‡ only where that differs from the paper's (tiny-lstm)."""
+    from leaderboard.site import ReportedIndex, group_row
+
+    runs = tmp_path / "runs"
+    for seed in (1, 2):
+        write_record(runs, make_record("bit-xor", "lstm", seed=seed, value=50.0 + seed, backbone="gpt2",
+                                       init="backbone:lstm"))
+    write_record(runs, make_record("bit-xor", "vit-init", value=99.0, backbone="gpt2", init="backbone:vit-base"))
+    write_record(runs, make_record("listops", "lstm", value=17.0, backbone="tiny-gpt2", init="backbone:tiny-lstm"))
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    ingest(runs, url)
+    with Session(engine_for(url)) as s:
+        groups = load_groups(s)
+        reported = ReportedIndex.load(s)
+    assert {(g.task, g.method, g.backbone) for g in groups} == {
+        ("bit-xor", "lstm", "lstm"), ("bit-xor", "vit-init", "vit-base"), ("listops", "lstm", "tiny-lstm")}
+    views = {v.table.id: v for v in tables.build_views(groups)}
+    lstm = next(r for r in views["lu2021-table1"].rows if r.method == "lstm")
+    xor, listops = lstm.cells[1], lstm.cells[2]  # columns: Memory, XOR, ListOps, …
+    assert (xor.reproduced_backbone, xor.text()) == ("lstm", "51.50 ± 0.71 (n=2)")
+    assert listops.text() == "17.00 (n=1)‡"
+    assert views["lu2021-table1"].notes[0] == "‡ reproduced on tiny-lstm (paper: lstm)"
+    vit = next(r for r in views["lu2021-modality"].rows if r.method == "vit-init")
+    assert vit.cells[1].text() == "99.00 (n=1)" and not vit.cells[1].backbone_differs
+    row = group_row(next(g for g in groups if g.key == ("bit-xor", "lstm", "default", "lstm")), reported, [], "")
+    assert (row["reported"], row["delta"]) == ("50.1 [mean]", "+1.40")
