@@ -279,7 +279,8 @@ def _what_happened(g: Group, r: RunRow, errors: dict[int, str | None]) -> str:
 def problem_runs(s: Session, groups: list[Group]) -> list[dict[str, Any]]:
     """Every run that did not finish (diverged or failed), by name with a link to its page: the overview has to
     say which runs to look at or rerun, not only how many there are."""
-    errors: dict[int, str | None] = {i: e for i, e in s.execute(select(Run.id, Run.error).where(Run.status != "ok"))}
+    unfinished = select(Run.id, Run.error).where(Run.status != "ok")
+    errors: dict[int, str | None] = {run_id: error for run_id, error in s.execute(unfinished)}
     out = [{"status": r.status, "name": f"{g.task}/{g.method}/{g.budget}/{r.seed}", "task": g.task,
             "method": g.method, "budget": g.budget, "backbone": g.backbone, "seed": r.seed,
             "what": _what_happened(g, r, errors), "href": run_page(g.task, g.method, g.budget, g.backbone, r.seed)}

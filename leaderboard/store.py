@@ -146,12 +146,6 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    """Take SQLite's write lock when a transaction starts, not at its first write: two concurrent ingests
-    then run one after the other, each reading what the other committed (no lost or duplicate rows)."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def engine_for(db_url: str) -> Engine:
     """An engine for any SQLAlchemy URL, with the schema created; SQLite files get WAL mode and foreign keys."""
     url = make_url(db_url)

@@ -13,7 +13,8 @@ import pytest
 from benchmark.cli import main as cli
 from leaderboard.ingest import ingest
 from leaderboard.site import render_site
-from leaderboard.synthetic import EVIL, make_record, write_record
+from leaderboard.site import safe_homepage
+from leaderboard.synthetic import EVIL, EVIL_HOMEPAGE, IA3_HOMEPAGE, make_record, write_record
 from leaderboard.synthetic import demo_board as build_runs
 
 @pytest.fixture(scope="module")
@@ -130,3 +131,55 @@ def test_cli_report(site: Path, tmp_path: Path) -> None:
     assert cli(["ingest", "--runs", str(runs), "--db", str(db)]) == 0
     assert cli(["report", "--db", str(db), "--out", str(tmp_path / "lb")]) == 0
     assert (tmp_path / "lb" / "index.html").is_file() and (tmp_path / "tables" / "he2022-table2.md").is_file()
+
+
+def test_plugin_badge_links_its_homepage_escaped_and_only_over_http(site: Path) -> None:
+    from html import escape
+
+    text = (site / "tasks" / "bit-xor.html").read_text()
+    assert f'<a class="badge plugin" href="{escape(IA3_HOMEPAGE)}" rel="external noopener noreferrer"' in text
+    assert EVIL_HOMEPAGE not in text  # shown as a plain badge, never as a link
+    assert text.count('class="badge plugin"') == 2  # ia3 and the evil plugin; built-ins carry no badge
+    run = (site / "runs" / "bit-xor__ia3__default__minilm-l6__1.html").read_text()
+    assert f'href="{escape(IA3_HOMEPAGE)}"' in run
+
+
+@pytest.mark.parametrize("url,ok", [
+    ("https://example.org/x", True), ("HTTP://example.org", True), ("javascript:alert(1)", False),
+    ("JaVaScRiPt:alert(1)", False), ("data:text/html,x", False), ("//example.org", False), ("/local", False),
+    ("https://", False), ("https://a.org/\njavascript:x", False), (None, False), ("", False),
+])
+def test_safe_homepage(url: str | None, ok: bool) -> None:
+    assert safe_homepage(url) == (url if ok else None)
+
+
+def test_index_lists_failed_and_diverged_runs_by_name(site: Path) -> None:
+    text = (site / "index.html").read_text()
+    section = text.split('id="problem-runs"', 1)[1].split("<h2>", 1)[0]
+    assert "Failed and diverged runs (2)" in text
+    rows = re.findall(r'<tr><td><a href="([^"]+)">([^<]+)</a></td><td>([^<]+)</td><td class="st-(\w+)">', section)
+    assert rows == [("runs/bit-xor__full__default__minilm-l6__2.html", "bit-xor/full/default/2", "minilm-l6", "failed"),
+                    ("runs/bit-xor__full__default__minilm-l6__1.html", "bit-xor/full/default/1", "minilm-l6",
+                     "diverged")]
+    assert "synthetic failure" in section and "diverged at step 100 (last accuracy before: 50.00)" in section
+    assert all((site / href).is_file() for href, *_ in rows)
+
+
+def test_crashed_run_from_failed_json_is_named_on_the_overview(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    write_record(runs, make_record("bit-xor", "fpt", seed=1))
+    failure = make_record("bit-xor", "lora", "r8", seed=3, status="failed", value=None)
+    failure.update({"params": {}, "wall_time_s": None, "error": "RuntimeError: CUDA out of memory\nmore",
+                    "error_tail": "Traceback …"})
+    del failure["method"]
+    folder = runs / "bit-xor" / "lora" / "r8" / "3"
+    folder.mkdir(parents=True)
+    (folder / "failed.json").write_text(json.dumps(failure))
+    (folder / "run.log").write_text("loading\nRuntimeError: CUDA out of memory\n")
+    url = f"sqlite:///{tmp_path / 'b.sqlite'}"
+    ingest(runs, url)
+    index = render_site(url, tmp_path / "lb").read_text()
+    href = "runs/bit-xor__lora__r8__tiny-bert__3.html"
+    assert f'<a href="{href}">bit-xor/lora/r8/3</a>' in index and "RuntimeError: CUDA out of memory" in index
+    assert "more" not in index.split('id="problem-runs"', 1)[1].split("<h2>", 1)[0]  # the first line only
+    assert "Traceback" not in index and "CUDA out of memory" in (tmp_path / "lb" / href).read_text()

@@ -131,3 +131,14 @@ def test_every_internal_link_resolves(site: Path, browser) -> None:  # type: ign
             if target.suffix == ".html":
                 queue.append(target)
     assert len(seen) >= 20
+
+
+def test_overview_links_each_failed_and_diverged_run(site: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    page, problems = open_page(browser, site / "index.html")
+    names = page.eval_on_selector_all("#problems-table tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
+    assert names == ["bit-xor/full/default/2", "bit-xor/full/default/1"]
+    page.locator("#problems-table tbody a", has_text="bit-xor/full/default/2").click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("runs/bit-xor__full__default__minilm-l6__2.html")
+    assert "failed" in page.locator("td.st-failed").first.inner_text()
+    assert problems == []
