@@ -168,7 +168,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     shape = dict(batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup, threads=args.threads,
                  device=args.device, flops=not args.no_flops)
     methods = perf_cases.parse_list(args.methods, perf_cases.DEFAULT_METHODS)
-    plan = perf_cases.plan(backbones, methods, peft_on, **shape)
+    plan = perf_cases.plan(backbones, methods, peft_on, bracket=not args.no_bracket, **shape)
     records = run_perf(plan, Path(args.out), rounds=args.rounds, timeout_s=args.case_timeout)
     print(format_table(records))
     print(f"{len(records)} perf records written under {args.out}")
@@ -233,6 +233,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: torch's default)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:i]")
     p.add_argument("--no-flops", action="store_true", help="skip counting model FLOPs in the first warm-up step")
+    p.add_argument("--no-bracket", action="store_true",
+                   help="measure full fine-tuning once per backbone (default: first and last, steps pooled)")
     p.add_argument("--case-timeout", type=float, default=3600, help="seconds before a worker is given up")
     p.add_argument("--out", default="results/perf")
     p.set_defaults(fn=cmd_perf)

@@ -15,6 +15,7 @@ from jinja2 import Environment
 
 SCHEMA = "petl-bench/perf/1"
 MIB = 2**20
+REQUIRED = ("backbone", "label", "method", "budget", "impl", "status")
 
 
 def load_perf(perf_dir: Path | None) -> list[dict[str, Any]]:
@@ -27,7 +28,7 @@ def load_perf(perf_dir: Path | None) -> list[dict[str, Any]]:
             rec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if isinstance(rec, dict) and rec.get("schema") == SCHEMA:
+        if isinstance(rec, dict) and rec.get("schema") == SCHEMA and all(k in rec for k in REQUIRED):
             out.append(rec)
     return out
 
@@ -64,24 +65,28 @@ def _setup(recs: list[dict[str, Any]]) -> str:
     amp = f", {dev['amp']} autocast" if dev.get("amp") else ""
     loads = [la[0] for x in recs for la in (x.get("load_avg") or [])]
     load = f"; 1-min load average {min(loads):.1f}–{max(loads):.1f}" if loads else ""
+    full = next((x for x in recs if x["method"] == "full" and x["impl"] == "petl-bench"), r)
+    runs = (full.get("timing") or {}).get("runs", 1)
     return (f"head {r.get('head')}, batch {sh.get('batch')} × {sh.get('seq')} tokens; {dev.get('name', '?')}, "
-            f"{dev.get('threads', '?')} threads{amp}, {dev.get('optimizer', '?')}; median of {t.get('steps')} steps "
-            f"after {t.get('warmup')} warm-up × {t.get('rounds', 1)} round(s){load}; run {r.get('run_id')}")
+            f"{dev.get('threads', '?')} threads{amp}, {dev.get('optimizer', '?')}; median of {t.get('steps')} "
+            f"steps after {t.get('warmup')} warm-up (full fine-tuning: {runs} worker run(s) pooled){load}; "
+            f"run {r.get('run_id')}")
+
+
+def _order(r: dict[str, Any]) -> tuple:
+    """Full fine-tuning first, then our methods by step ratio, then the peft pairs side by side."""
+    ratio = (r.get("ratios") or {}).get("step_vs_full")
+    return (r["method"] != "full", bool(r.get("compare")), r.get("compare") or "", ratio is None, ratio or 0,
+            r["label"])
 
 
 def cost_sections(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One section per backbone: full fine-tuning first, then methods by step ratio, peft pairs last."""
+    """One section per backbone, with a line on how it was measured."""
     by_backbone: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_backbone[r["backbone"]].append(r)
-    sections = []
-    for backbone, recs in sorted(by_backbone.items()):
-        def order(r: dict[str, Any]) -> tuple:
-            ratio = (r.get("ratios") or {}).get("step_vs_full")
-            return (r["method"] != "full", bool(r.get("compare")), r.get("compare") or "", ratio is None,
-                    ratio or 0, r["label"])
-        sections.append({"backbone": backbone, "setup": _setup(recs), "rows": [cost_row(r) for r in sorted(recs, key=order)]})
-    return sections
+    return [{"backbone": b, "setup": _setup(recs), "rows": [cost_row(r) for r in sorted(recs, key=_order)]}
+            for b, recs in sorted(by_backbone.items())]
 
 
 def cost_index(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from benchmark.perf import cases
 from benchmark.perf.cases import Case, plan
 from benchmark.perf.measure import measure
 from benchmark.perf.run import SCHEMA, add_ratios, format_table, run_perf
-from tests.conftest import petl_bench
 
 HAS_PEFT = importlib.util.find_spec("peft") is not None
 SHAPE = dict(batch=2, seq=8, steps=2, warmup=1)
@@ -52,7 +50,8 @@ def test_plan_puts_full_first_and_pairs_peft() -> None:
     assert "lora-r8" not in gpt2 and "prefix-l16" in gpt2  # peft's GPT-2 LoRA is a different size
     bart = plan(["tiny-bart"], ["lora"], ["tiny-bart"], **SHAPE)
     assert {c.compare for c in bart if c.compare} == {"lora-r8"}  # peft's enc-dec prefix/prompt differ in size
-    assert len({(c.backbone, c.label) for c in todo}) == len(todo)  # one record file per case
+    assert todo[len(roberta) - 1] == roberta[0]  # full fine-tuning again at the end (bracketing)
+    assert len({(c.backbone, c.label) for c in todo}) == len(todo) - 2  # one record file per case
 
 
 def test_plan_rejects_unknown_names() -> None:
@@ -68,7 +67,8 @@ def test_records_are_well_formed(tiny_run: tuple[Path, list[dict[str, Any]]]) ->
     for r in records:
         on_disk = json.loads((out / r["backbone"] / f"{r['label']}.json").read_text())
         assert on_disk["schema"] == SCHEMA and on_disk["run_id"] == records[0]["run_id"]
-        assert len(on_disk["timing"]["step_times_s"]) == SHAPE["steps"]
+        runs = 2 if r["method"] == "full" else 1  # bracketing pools full fine-tuning's two runs
+        assert len(on_disk["timing"]["step_times_s"]) == runs * SHAPE["steps"] == runs * on_disk["timing"]["steps"]
         assert on_disk["timing"]["tokens_per_s"] > 0 and on_disk["memory"]["peak_bytes"] > 0
         assert on_disk["params"]["trainable"] > 0
         assert on_disk["ratios"]["step_vs_full"] > 0 and on_disk["ratios"]["memory_vs_full"] > 0
@@ -135,17 +135,18 @@ def test_ratios_need_a_full_row() -> None:
     assert rec["ratios"] == {}
 
 
-def test_cli_runs_workers(tmp_path: Path) -> None:
+def test_cli_runs_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The command line, each case in its own worker process (the path real measurements take)."""
-    proc = subprocess.run([petl_bench(), "perf", "--backbones", "tiny-bert", "--methods", "full",
-                           "--batch", "2", "--seq", "8", "--steps", "1", "--warmup", "1", "--no-flops",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    from benchmark.cli import main
+
+    code = main(["perf", "--backbones", "tiny-bert", "--methods", "full", "--batch", "2", "--seq", "8",
+                 "--steps", "1", "--warmup", "1", "--no-flops", "--out", str(tmp_path)])
+    assert code == 0, (tmp_path / "tiny-bert" / "full.log").read_text()[-2000:]
     full = json.loads((tmp_path / "tiny-bert" / "full.json").read_text())
     assert full["status"] == "ok" and full["ratios"]["step_vs_full"] == 1.0
     assert full["memory"]["kind"] == "rss_delta" and full["memory"]["baseline_rss_bytes"] > 0
     assert full["timing"]["flops_per_step"] is None and full["provenance"]["git_commit"]
-    assert "| tiny-bert | full |" in proc.stdout
+    assert "| tiny-bert | full |" in capsys.readouterr().out
 
 
 def test_cost_page_renders(tiny_run: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:

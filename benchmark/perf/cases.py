@@ -120,17 +120,21 @@ def peft_backbones(text: str | None, backbones: list[str]) -> list[str]:
     return [] if text.strip() == "none" else parse_list(text, ())
 
 
-def plan(backbones: list[str], methods: list[str], peft_on: list[str], **shape: Any) -> list[Case]:
+def plan(backbones: list[str], methods: list[str], peft_on: list[str], bracket: bool = True,
+         **shape: Any) -> list[Case]:
     """Every case of a run, grouped by backbone: full fine-tuning first (the reference), then each method at its
-    paper budget, then each peft pair (ours beside peft's). `shape` holds Case's measurement fields."""
+    paper budget, then each peft pair (ours beside peft's). With `bracket`, full fine-tuning runs again after
+    the backbone's other cases and both runs' steps are pooled, so a drift in machine load during the backbone's
+    cases moves the reference too. `shape` holds Case's measurement fields."""
     for b in backbones + peft_on:
         get_backbone(b)  # unknown names fail before any measurement
     cases: list[Case] = []
     for b in backbones:
         names = ["full"] + [m for m in methods if m != "full"]
-        cases += [Case(b, m, paper_budget(b, m), **shape) for m in names]
+        group = [Case(b, m, paper_budget(b, m), **shape) for m in names]
         if b in peft_on:
-            cases += peft_cases(b, shape)
+            group += peft_cases(b, shape)
+        cases += group + (group[:1] if bracket and len(group) > 1 else [])
     missing = sorted(set(peft_on) - set(backbones))
     if missing:
         raise ConfigError(f"--peft-on {','.join(missing)}: not among --backbones ({','.join(backbones)})")

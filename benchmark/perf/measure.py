@@ -5,7 +5,9 @@ previous configuration's peak would otherwise hide this one's. The worker builds
 backbone with random weights from its shipped config (no Hub), applies the method (ours,
 or peft's when the case says so), then times full training steps — forward, backward and
 optimiser — on a fixed random batch. On CUDA it trains under bf16 autocast with a fused
-AdamW and reads `max_memory_allocated`; on CPU it reads the RSS high-water mark.
+AdamW and reads `max_memory_allocated`; on CPU it reads the RSS high-water mark. Either peak is taken over
+the timed steps (reset after warm-up, by then the optimiser state exists) and counts from the worker's
+post-import baseline, so it holds weights, gradients, optimiser state and activations.
 The result is one JSON line on stdout, prefixed with `RESULT `.
 """
 from __future__ import annotations
@@ -51,6 +53,19 @@ def reset_rss_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def release_freed() -> None:
+    """Hand freed heap memory back to the OS (glibc keeps it otherwise), so a later RSS high-water mark counts
+    what the timed steps hold, not what warm-up and model building left behind in the allocator."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def rss_bytes() -> int:
@@ -207,13 +222,18 @@ def measure(case: Case) -> dict[str, Any]:
     flops = count_flops(model, batch, opt, cuda) if case.flops and case.warmup > 0 else None
     for _ in range(case.warmup - (1 if flops is not None else 0)):
         train_step(model, batch, opt, cuda)
+    warmup_peak = torch.cuda.max_memory_allocated() if cuda else rss_peak_bytes() - baseline
+    release_freed()  # the peak of the timed steps: optimiser state exists by now, building and FLOP counting
+    reset = reset and reset_rss_peak()  # are over
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     times = [train_step(model, batch, opt, cuda) for _ in range(case.steps)]
     step = statistics.median(times)
     peak = torch.cuda.max_memory_allocated() if cuda else rss_peak_bytes() - baseline
     tokens = case.batch * case.seq * (2 if info["head"] == "seq2seq" else 1)
     return {**info, "step_times_s": times, "step_s": step, "tokens_per_step": tokens, "tokens_per_s": tokens / step,
             "flops_per_step": flops, "flops_per_s": flops / step if flops else None,
-            "memory": {"peak_bytes": peak, "model_bytes": model_bytes,
+            "memory": {"peak_bytes": peak, "model_bytes": model_bytes, "warmup_peak_bytes": warmup_peak,
                        "kind": "cuda_max_allocated" if cuda else "rss_delta",
                        "baseline_rss_bytes": None if cuda else baseline, "peak_reset": reset},
             "device": _device_info(device, cuda)}

@@ -22,7 +22,8 @@ from typing import Any, Callable
 from benchmark.perf.cases import Case, family_of
 from benchmark.perf.measure import RESULT
 
-SCHEMA = "petl-bench/perf/1"
+SCHEMA = "petl-bench/perf/1"  # one record per case: results/perf/<backbone>/<label>.json
+RUN_SCHEMA = "petl-bench/perf-run/1"  # one index per run: results/perf/runs/<run_id>.json
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 # dense bf16 tensor-core peaks (FLOP/s) for model FLOPs utilisation; CPUs get none
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
@@ -47,7 +48,7 @@ def run_case(case: Case, log: Path, timeout_s: float) -> dict[str, Any]:
 
 
 def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """One result from several rounds of the same case: step times pooled (median over all), peaks maxed."""
+    """One result from several runs of the same case: step times pooled (median over all), peaks maxed."""
     ok = [r for r in results if r["status"] == "ok"]
     if not ok:
         return results[-1]
@@ -59,7 +60,7 @@ def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
     out["flops_per_s"] = out["flops_per_step"] / out["step_s"] if out.get("flops_per_step") else None
     out["memory"] = {**out["memory"], "peak_bytes": max(r["memory"]["peak_bytes"] for r in ok)}
     out["load_avg"] = [la for r in results for la in r.get("load_avg", [])]
-    out["rounds"] = len(ok)
+    out["runs"] = len(ok)  # worker runs pooled: rounds, and full fine-tuning's bracketing repeat
     return out
 
 
@@ -79,7 +80,7 @@ def record(case: Case, result: dict[str, Any], run: dict[str, Any]) -> dict[str,
         "status": result["status"], "error": result.get("error"),
         "sizes": result.get("sizes"), "mods": result.get("mods"), "params": result.get("params"),
         "shape": {"batch": case.batch, "seq": case.seq, "tokens_per_step": result.get("tokens_per_step")},
-        "timing": {"steps": case.steps, "warmup": case.warmup, "rounds": result.get("rounds", 1),
+        "timing": {"steps": case.steps, "warmup": case.warmup, "runs": result.get("runs", 1),
                    "step_times_s": result.get("step_times_s"), "step_s": result.get("step_s"),
                    "tokens_per_s": result.get("tokens_per_s"), "flops_per_step": result.get("flops_per_step"),
                    "flops_per_s": result.get("flops_per_s"), "mfu": _mfu(result) if ok else None},
@@ -153,19 +154,21 @@ def run_perf(cases: list[Case], out: Path, *, rounds: int = 1, timeout_s: float 
 
     started = now()
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    results: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    results: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    unique: dict[tuple[str, str], Case] = {}
     for rnd in range(rounds):
-        for i, case in enumerate(cases):
+        for case in cases:
             log = out / case.backbone / f"{case.label}.log"
             res = runner(case, log, timeout_s)
-            results[i].append(res)
+            results[(case.backbone, case.label)].append(res)  # a repeated case (bracketing) pools its steps
+            unique.setdefault((case.backbone, case.label), case)
             progress(_progress_line(case, res, rnd, rounds))
     run = {"run_id": run_id, "provenance": provenance(0, started)}
-    records = [record(c, merge_rounds(results[i]), run) for i, c in enumerate(cases)]
+    records = [record(c, merge_rounds(results[key]), run) for key, c in unique.items()]
     add_ratios(records)
     for rec in records:
         write_json(record_path(out, rec), rec)
-    write_json(out / "runs" / f"{run_id}.json", {"schema": SCHEMA, "run_id": run_id, "argv": sys.argv,
+    write_json(out / "runs" / f"{run_id}.json", {"schema": RUN_SCHEMA, "run_id": run_id, "argv": sys.argv,
                                                   "records": [str(record_path(out, r).relative_to(out))
                                                               for r in records]})
     (out / "table.md").write_text(format_table(records) + "\n")
