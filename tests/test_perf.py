@@ -69,9 +69,10 @@ def test_records_are_well_formed(tiny_run: tuple[Path, list[dict[str, Any]]]) ->
         assert on_disk["schema"] == SCHEMA and on_disk["run_id"] == records[0]["run_id"]
         runs = 2 if r["method"] == "full" else 1  # bracketing pools full fine-tuning's two runs
         assert len(on_disk["timing"]["step_times_s"]) == runs * SHAPE["steps"] == runs * on_disk["timing"]["steps"]
-        assert on_disk["timing"]["tokens_per_s"] > 0 and on_disk["memory"]["peak_bytes"] > 0
+        assert on_disk["timing"]["tokens_per_s"] > 0 and isinstance(on_disk["memory"]["peak_bytes"], int)
         assert on_disk["params"]["trainable"] > 0
-        assert on_disk["ratios"]["step_vs_full"] > 0 and on_disk["ratios"]["memory_vs_full"] > 0
+        assert on_disk["ratios"]["step_vs_full"] > 0 and "memory_vs_full" in on_disk["ratios"]  # in-process:
+        # the cases share one process, so memory values aren't meaningful here (the CLI test checks a worker's)
     assert (out / "table.md").read_text().startswith("| backbone")
     assert len(list((out / "runs").glob("*.json"))) == 1
 
@@ -81,7 +82,7 @@ def test_full_is_the_reference(tiny_run: tuple[Path, list[dict[str, Any]]]) -> N
     for backbone in ("tiny-roberta", "tiny-bart"):
         rows = {r["label"]: r for r in records if r["backbone"] == backbone}
         full = rows["full"]
-        assert full["ratios"]["step_vs_full"] == 1.0 and full["ratios"]["memory_vs_full"] == 1.0
+        assert full["ratios"]["step_vs_full"] == 1.0
         assert full["params"]["trainable"] == full["params"]["total"]
         assert all(r["params"]["trainable"] < full["params"]["trainable"] for r in rows.values() if r is not full)
     mam = next(r for r in records if r["backbone"] == "tiny-roberta" and r["method"] == "mam")
@@ -145,6 +146,7 @@ def test_cli_runs_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     full = json.loads((tmp_path / "tiny-bert" / "full.json").read_text())
     assert full["status"] == "ok" and full["ratios"]["step_vs_full"] == 1.0
     assert full["memory"]["kind"] == "rss_delta" and full["memory"]["baseline_rss_bytes"] > 0
+    assert full["memory"]["peak_bytes"] > 0 and full["ratios"]["memory_vs_full"] == 1.0
     assert full["timing"]["flops_per_step"] is None and full["provenance"]["git_commit"]
     assert "| tiny-bert | full |" in capsys.readouterr().out
 

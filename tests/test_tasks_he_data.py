@@ -115,3 +115,19 @@ def test_token_batches_respect_the_budget_and_cover_every_example() -> None:
     assert epochs[0] != epochs[1]  # reshuffled per epoch
     with pytest.raises(ConfigError, match="smaller than the longest example"):
         TokenBatchSampler([50], max_tokens=40, seed=0)
+
+
+@pytest.mark.parametrize("head, trains", [("trained", True), ("frozen", False)])
+def test_glue_head_includes_berts_pooler(tmp_path: Path, head: str, trains: bool) -> None:
+    """RoBERTa's head is dense + tanh + projection; on BERT that dense + tanh is the pooler, so it trains with
+    the classifier (and freezes with it under the reference code's `head: frozen`)."""
+    src = he_fixtures.glue(tmp_path / "sst2", "sst2", n=3)
+    task = registry.get_task("sst2")
+    settings = _settings("sst2", "tiny-bert", src, head=head)
+    model = task.build_model(settings, "pretrained", 1)
+    method = registry.get_method("lora")
+    method.apply(model)
+    task.after_apply(model, settings, method)
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert grads["bert.pooler.dense.weight"] is trains and grads["classifier.weight"] is trains
+    assert not grads["bert.encoder.layer.0.attention.self.query.weight"]

@@ -75,12 +75,17 @@ class GlueTask(Task):
                            num_labels=self.num_labels, pad_token_id=tok.pad_token_id)
 
     def after_apply(self, model: nn.Module, settings: dict[str, Any], method: Any) -> None:
-        """`head: frozen` reproduces the reference code, whose PETL runs never train the classifier."""
+        """The head is what RoBERTa's classification head is — dense + tanh + projection — so on BERT-family
+        backbones the pooler (their dense + tanh) trains with the classifier. `head: frozen` reproduces the
+        reference code, whose PETL runs never train the head."""
+        from benchmark.backbones.anatomy import core_of
         from benchmark.methods.space import head_modules
 
-        if settings["options"]["head"] == "frozen" and not method.train_all:
-            for module in head_modules(model):
-                module.requires_grad_(False)
+        if method.train_all:
+            return
+        pooler = getattr(core_of(model), "pooler", None)
+        for module in [*head_modules(model), *([pooler] if isinstance(pooler, nn.Module) else [])]:
+            module.requires_grad_(settings["options"]["head"] == "trained")
 
     def training_kwargs(self, train: dict[str, Any]) -> dict[str, Any]:
         """`group_by_length: true` batches sentences of similar length (CPU presets: SST-2's short phrases padded
@@ -95,7 +100,7 @@ class GlueTask(Task):
                                                                   if opts["eval_examples"] else "")
                 if first else "the whole dev set (paper)",
                 "head": "frozen for PETL methods (reference code, issue #15)" if opts["head"] == "frozen"
-                else "trained (paper)"}
+                else "trained (paper; BERT's pooler trains as part of it, like RoBERTa's head dense layer)"}
 
     def _encode(self, split: Any, tok: Any, max_length: int) -> Any:
         def encode(batch: dict[str, list]) -> dict[str, Any]:
