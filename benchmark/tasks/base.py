@@ -82,3 +82,41 @@ class Task:
         out = trainer.evaluate()
         return {k.removeprefix("eval_"): float(v) for k, v in out.items()
                 if k.removeprefix("eval_") in (self.metric, "loss") or k.removeprefix("eval_") in self.extra_metrics}
+
+
+class JsonlTask(Task):
+    """A task whose data is the Hub dataset `hub_id`/`hub_config`, kept locally as `<split>.jsonl` files in the
+    Hub's columns. The data rule writes that folder from the Hub or copies a local `data_dir` in the same
+    schema, so training reads one format whichever the source."""
+
+    needs_data = True
+    hub_id: ClassVar[str]
+    hub_config: ClassVar[str | None] = None
+    splits: ClassVar[tuple[str, ...]]
+    columns: ClassVar[tuple[str, ...]]  # what a local jsonl row must hold
+
+    def check(self, settings: dict[str, Any], where: str) -> None:
+        super().check(settings, where)
+        source = settings.get("data_dir")
+        if source is None:
+            return
+        missing = [s for s in self.splits if not (Path(source) / f"{s}.jsonl").is_file()]
+        if missing:
+            hub = self.hub_id + (f"/{self.hub_config}" if self.hub_config else "")
+            raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(f'{s}.jsonl' for s in missing)} "
+                              f"(a local copy of the Hub's {hub} in jsonl, columns {', '.join(self.columns)})")
+
+    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
+        import shutil
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        source = settings.get("data_dir")
+        if source is not None:
+            for split in self.splits:
+                shutil.copyfile(Path(source) / f"{split}.jsonl", out_dir / f"{split}.jsonl")
+            return
+        import datasets
+
+        ds = datasets.load_dataset(self.hub_id, self.hub_config)
+        for split in self.splits:
+            ds[split].to_json(str(out_dir / f"{split}.jsonl"), lines=True, force_ascii=False)

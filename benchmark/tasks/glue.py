@@ -11,24 +11,22 @@ for parameter-efficient methods (issue #15; the default trains it). The record's
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from benchmark.errors import ConfigError
-from benchmark.tasks.base import Task, TaskData
+from benchmark.tasks.base import JsonlTask, TaskData
 
 HEADS = ("trained", "frozen")
 
 
-class GlueTask(Task):
+class GlueTask(JsonlTask):
     paper = "he2022"
     metric = "accuracy"
     default_backbone = "roberta-base"
-    needs_data = True
-    hub_config: str
+    hub_id = "nyu-mll/glue"
     text_fields: tuple[str, ...]
     num_labels: int
     splits: tuple[str, ...]
@@ -41,31 +39,15 @@ class GlueTask(Task):
               "warmup_ratio": 0.06, "weight_decay": 0.1, "max_grad_norm": 1.0, "adam_beta2": 0.98,
               "adam_epsilon": 1e-6, "eval_strategy": "epoch", "select_metric": "accuracy"}
 
+    @property
+    def columns(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.text_fields, "label")
+
     def check(self, settings: dict[str, Any], where: str) -> None:
         super().check(settings, where)
         head = settings.get("options", {}).get("head", "trained")
         if head not in HEADS:
             raise ConfigError(f"{where}.options.head: {head!r} is not one of {HEADS}")
-        source = settings.get("data_dir")
-        if source is not None:
-            missing = [s for s in self.splits if not (Path(source) / f"{s}.jsonl").is_file()]
-            if missing:
-                raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(f'{s}.jsonl' for s in missing)} "
-                                  f"(a local copy of the Hub's nyu-mll/glue/{self.hub_config} in jsonl, "
-                                  f"columns {', '.join(self.text_fields)}, label)")
-
-    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        source = settings.get("data_dir")
-        if source is not None:
-            for split in self.splits:
-                shutil.copyfile(Path(source) / f"{split}.jsonl", out_dir / f"{split}.jsonl")
-            return
-        import datasets
-
-        ds = datasets.load_dataset("nyu-mll/glue", self.hub_config)
-        for split in self.splits:
-            ds[split].to_json(str(out_dir / f"{split}.jsonl"), lines=True)
 
     def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
         from benchmark.backbones.registry import build_model, load_tokenizer

@@ -10,19 +10,17 @@ whole report split (test) with that checkpoint.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from torch import nn
 
-from benchmark.errors import ConfigError
-from benchmark.tasks.base import Task, TaskData
+from benchmark.tasks.base import JsonlTask, TaskData
 
 GENERATION_OPTIONS = ("num_beams", "min_length", "max_length", "no_repeat_ngram_size")
 
 
-class Seq2SeqTask(Task):
+class Seq2SeqTask(JsonlTask):
     """A generation task: subclasses set the Hub dataset, `pair()`, the recipe, options and `score()`."""
 
     paper = "he2022"
@@ -68,29 +66,6 @@ class Seq2SeqTask(Task):
                 "decoder_start_token_id": eos, "forced_bos_token_id": bos}
 
     # --- Task API --------------------------------------------------------------------------------------
-    def check(self, settings: dict[str, Any], where: str) -> None:
-        super().check(settings, where)
-        source = settings.get("data_dir")
-        if source is not None:
-            missing = [s for s in self.splits if not (Path(source) / f"{s}.jsonl").is_file()]
-            if missing:
-                raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(f'{s}.jsonl' for s in missing)} "
-                                  f"(a local copy of the Hub's {self.hub_id} in jsonl, columns "
-                                  f"{', '.join(self.columns)})")
-
-    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        source = settings.get("data_dir")
-        if source is not None:
-            for split in self.splits:
-                shutil.copyfile(Path(source) / f"{split}.jsonl", out_dir / f"{split}.jsonl")
-            return
-        import datasets
-
-        ds = datasets.load_dataset(self.hub_id, self.hub_config)
-        for split in self.splits:
-            ds[split].to_json(str(out_dir / f"{split}.jsonl"), lines=True, force_ascii=False)
-
     def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
         from benchmark.backbones.registry import build_model, get_backbone
 
