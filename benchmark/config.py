@@ -24,7 +24,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "co
 TRAIN_KEYS = {"learning_rate", "batch_size", "max_steps", "num_epochs", "lr_scheduler", "warmup_ratio",
               "weight_decay", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "eval_steps",
               "grad_accum", "label_smoothing", "eval_batch_size", "save_steps", "log_steps",
-              "eval_strategy", "select_metric", "max_tokens", "group_by_length"}
+              "eval_strategy", "select_metric", "max_tokens", "group_by_length", "deterministic"}
 
 
 def _with_defaults(validator_cls: type) -> type:

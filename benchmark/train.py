@@ -18,7 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from benchmark import plugins, registry
+from benchmark import determinism, plugins, registry
 from benchmark.methods.budget import solve
 from benchmark.methods.space import Method, method_from_dict
 from benchmark.record import now, provenance, write_record
@@ -106,6 +106,7 @@ def _training_args(train: dict[str, Any], out: Path, seed: int, threads: int, ha
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         optim="adamw_torch_fused" if cuda else "adamw_torch",
+        full_determinism=bool(train.get("deterministic", False)),  # GPU repeatability at a speed cost
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=False,
@@ -213,6 +214,7 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
         "convergence": convergence(curve, f"eval_{task.metric}", settings["options"].get("converge_at") or ()),
         "wall_time_s": time.perf_counter() - t0,
         "peak_memory_mb": _peak_memory_mb(),
+        "determinism": determinism.report(determinism.current(bf16=args.bf16)),
         "provenance": provenance(seed, started),
     }
     if spec.get("save_backbone"):  # a pretraining run (Lu et al.'s Bit baseline) hands its backbone on

@@ -43,6 +43,8 @@ def test_record_has_design_fields(fpt_record) -> None:
     assert record["config"]["task"]["backbone"] == "tiny-bert"
     assert [c["step"] for c in record["curve"]] == [3, 6]
     assert (out / "checkpoint").is_dir() and not list(out.glob(".record-*"))
+    assert record["determinism"]["cuda"] is False and record["determinism"]["nondeterministic"] == []
+    assert record["determinism"]["exact_repeat_expected"] is True
 
 
 def test_fpt_trains_exactly_norms_positions_input_output(fpt_record) -> None:

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-import transformers
-from torch import nn
+from typing import TYPE_CHECKING
 
-from benchmark.backbones import lstm  # noqa: F401  (registers the LSTM family with the Auto classes)
+import torch
+
 from benchmark.errors import unknown
+
+if TYPE_CHECKING:  # transformers is imported where a model is built: planning a grid never needs it
+    import transformers
+    from torch import nn
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -34,6 +37,7 @@ class BackboneSpec:
 
     def config(self, path: str | None = None) -> transformers.PretrainedConfig:
         """The architecture's config, without touching weights (shipped file, package folder or Hub)."""
+        transformers = _transformers()
         if self.tiny is not None:
             return transformers.AutoConfig.for_model(self.family, **self.tiny)
         shipped = CONFIG_DIR / f"{self.name}.json"
@@ -86,11 +90,19 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
 ]}
 
 HEADS = {
-    "base": transformers.AutoModel,
-    "seq-cls": transformers.AutoModelForSequenceClassification,
-    "seq2seq": transformers.AutoModelForSeq2SeqLM,
-    "encoder": transformers.AutoModelForTextEncoding,  # T5's encoder alone (FPT feeds inputs_embeds)
+    "base": "AutoModel",
+    "seq-cls": "AutoModelForSequenceClassification",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+    "encoder": "AutoModelForTextEncoding",  # T5's encoder alone (FPT feeds inputs_embeds)
 }
+
+
+def _transformers() -> Any:
+    """transformers, with this package's own families (the LSTM baseline) registered with its Auto classes."""
+    import transformers
+
+    from benchmark.backbones import lstm  # noqa: F401  (registers on import)
+    return transformers
 
 
 def get_backbone(name: str) -> BackboneSpec:
@@ -110,7 +122,7 @@ def build_model(name: str, head: str = "base", *, init: str = "pretrained", path
         match_statistics(model, seed)
         return model
     spec = get_backbone(name)
-    auto = HEADS[head]
+    auto = getattr(_transformers(), HEADS[head])
     config = spec.config(path)
     for key, value in head_kwargs.items():
         setattr(config, key, value)
@@ -142,7 +154,7 @@ def load_tokenizer(name: str, path: str | None = None) -> transformers.PreTraine
     spec = get_backbone(name)
     if spec.tiny is not None:
         spec = BACKBONES["minilm-l6"]
-    tok = transformers.AutoTokenizer.from_pretrained(path or spec.location())
+    tok = _transformers().AutoTokenizer.from_pretrained(path or spec.location())
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

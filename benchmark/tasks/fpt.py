@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from benchmark.backbones.fpt import FPTModel, build_backbone
 from benchmark.tasks.base import Task
 
 # Adam, constant lr 1e-3, no weight decay, grad-norm clip 1.0 (paper appendix); batch within the paper's 2–16
@@ -48,6 +47,7 @@ class FPTTask(Task):
         raise NotImplementedError
 
     def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+        from benchmark.backbones.fpt import FPTModel, build_backbone  # transformers: not at planning time
         backbone = build_backbone(settings, init, seed)
         shape = self.layout(settings["options"])
         torch.manual_seed(seed)
