@@ -17,6 +17,16 @@ from benchmark.record import RecordError
 log = logging.getLogger("petl_bench")
 
 
+def _scalar(text: str) -> Any:
+    """A --set value: numbers as Python reads them (so 1e-4 is a float, which YAML 1.1 leaves as text), else YAML."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     """A one-run config: the --config file (if any) plus this run's grid block and command-line overrides."""
     raw: dict[str, Any] = {}
@@ -33,8 +43,10 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
         task["data_dir"] = args.data_dir
     train = dict(task.get("train", {}))
     for item in args.set or []:
-        key, _, value = item.partition("=")
-        train[key] = yaml.safe_load(value)
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. --set max_steps=200")
+        train[key] = _scalar(value)
     if train:
         task["train"] = train
     if task:

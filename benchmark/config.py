@@ -21,10 +21,7 @@ from benchmark.methods.budget import check_budget
 from benchmark.methods.space import Method, method_from_dict
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-TRAIN_KEYS = {"learning_rate", "batch_size", "max_steps", "num_epochs", "lr_scheduler", "warmup_ratio",
-              "weight_decay", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "eval_steps",
-              "grad_accum", "label_smoothing", "eval_batch_size", "save_steps", "log_steps",
-              "eval_strategy", "select_metric", "max_tokens", "group_by_length", "deterministic"}
+TRAIN_KEYS = set(yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["train"]["properties"])
 
 
 def _with_defaults(validator_cls: type) -> type:
@@ -52,6 +49,17 @@ def _path(error: jsonschema.ValidationError) -> str:
     return parts.lstrip(".") or "(top level)"
 
 
+def _hint(error: jsonschema.ValidationError) -> str:
+    """The YAML 1.1 trap: `1e-4` (no dot) loads as a string, so a learning rate arrives as text."""
+    if error.validator == "type" and isinstance(error.instance, str) and "e" in error.instance.lower():
+        try:
+            float(error.instance)
+        except ValueError:
+            return ""
+        return f" (YAML reads {error.instance} as text: write it with a dot, e.g. 1.0e-4)"
+    return ""
+
+
 def validate(raw: dict[str, Any]) -> dict[str, Any]:
     """Schema-check a config (a copy, with defaults filled in); the error names the offending key."""
     cfg = copy.deepcopy(dict(raw))
@@ -59,7 +67,7 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
     errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
-        raise ConfigError(f"config key {_path(e)}: {e.message}")
+        raise ConfigError(f"config key {_path(e)}: {e.message}{_hint(e)}")
     return cfg
 
 

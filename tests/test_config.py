@@ -65,6 +65,16 @@ def test_config_method_composition_and_conflict() -> None:
         load_config(typo)
 
 
+def test_training_values_are_typed_at_planning() -> None:
+    """A wrong hyper-parameter stops at planning, not inside the optimiser; YAML's `1e-4`-is-text trap is named."""
+    text = {**grid(), "tasks": {"bit-xor": {"backbone": "tiny-bert", "train": {"learning_rate": "1e-4"}}}}
+    with pytest.raises(ConfigError, match=r"tasks.bit-xor.train.learning_rate: '1e-4' is not of type 'number'.*1.0e-4"):
+        load_config(text)
+    block = {**BASE, "grid": [{"tasks": ["bit-xor"], "methods": ["fpt"], "train": {"eval_strategy": "often"}}]}
+    with pytest.raises(ConfigError, match=r"grid\[0\].train.eval_strategy: 'often' is not one of"):
+        load_config(block)
+
+
 def test_defaults_filled_and_grid_expanded() -> None:
     cfg = load_config({**BASE, "grid": [{"tasks": ["bit-xor"], "methods": ["fpt", "lora"], "seeds": [1, 2]},
                                         {"tasks": ["bit-xor"], "methods": ["lora"], "seeds": [2, 3]}]})

@@ -38,6 +38,12 @@ MUTATIONS = [
     (["tasks", "bit-xor", "backbone"], "tasks.bit-xor.backbone", NAMES.map(lambda n: "zz" + n)),
     (["tasks", "bit-xor", "train"], "tasks.bit-xor.train", st.dictionaries(NAMES.map(lambda n: "zz" + n),
                                                                            st.integers(), min_size=1, max_size=2)),
+    (["tasks", "bit-xor", "train"], "tasks.bit-xor.train.learning_rate",
+     st.fixed_dictionaries({"learning_rate": st.one_of(st.floats(max_value=0.0, allow_nan=False), st.text(max_size=5),
+                                                       st.none(), st.booleans())})),
+    (["grid", 0, "train"], "grid[0].train.batch_size",
+     st.fixed_dictionaries({"batch_size": st.one_of(st.integers(max_value=0), st.floats(allow_nan=False),
+                                                    st.text(max_size=3))})),
     (["grid", 0], "grid[0]", st.just({"tasks": ["bit-xor"]})),
 ]
 
