@@ -71,6 +71,7 @@ class Case:
     threads: int = 0
     device: str = "auto"
     flops: bool = True
+    phase: str = "time"  # "memory": the CPU worker that measures live peak memory (see benchmark.perf.measure)
 
     @property
     def label(self) -> str:

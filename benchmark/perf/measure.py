@@ -7,11 +7,12 @@ or peft's when the case says so), then times full training steps — forward, ba
 optimiser — on a fixed random batch. On CUDA it trains under bf16 autocast with a fused
 AdamW and reads `max_memory_allocated`, reset after warm-up (by then the optimiser state exists). On CPU the
 RSS high-water mark also counts what glibc keeps of freed tensors (its dynamic mmap threshold moves large
-blocks onto the heap, where they stay resident), which hid the difference between methods (LoRA on
-bart-large: 7.6 GB by high-water mark, 5.5 GB live). So after the timed steps the worker pins the mmap
-threshold — large tensors then go back to the OS when freed — and runs one more step while a thread samples
-RSS every millisecond: that sampled peak, from the post-import baseline, is the CPU peak. Either way it holds
-weights, gradients, optimiser state and activations; timing runs under the default allocator.
+blocks onto the heap, where they stay resident after free), which hid the difference between methods (LoRA
+on bart-large: 7.5 GB by high-water mark, 5.5 GB live). So on CPU a second worker (`phase="memory"`) pins
+the mmap threshold before building anything — every large tensor is then returned to the OS when freed —
+and after one warm-up step runs one more while a thread samples RSS every millisecond: that peak, over the
+post-import baseline, is the CPU peak. Timing runs in the first worker, under the default allocator. Either
+peak holds weights, gradients, optimiser state and activations.
 The result is one JSON line on stdout, prefixed with `RESULT `.
 """
 from __future__ import annotations
@@ -251,13 +252,14 @@ def measure(case: Case) -> dict[str, Any]:
         torch.set_num_threads(case.threads)
     device = _device(case)
     cuda = device.type == "cuda"
+    live = case.phase == "memory" and return_large_frees()
     baseline = rss_bytes()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     model, info = build(case, device)
     model_bytes = torch.cuda.memory_allocated() if cuda else rss_bytes() - baseline
     batch = make_batch(model, case, info["head"], device)
     opt = optimizer(model, cuda)
+    if case.phase == "memory":
+        return {"memory": {**_sampled_memory(model, batch, opt, cuda, baseline, live), "model_bytes": model_bytes}}
     flops = count_flops(model, batch, opt, cuda) if case.flops and case.warmup > 0 else None
     for _ in range(case.warmup - (1 if flops is not None else 0)):
         train_step(model, batch, opt, cuda)
@@ -265,7 +267,8 @@ def measure(case: Case) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats()
     times = [train_step(model, batch, opt, cuda) for _ in range(case.steps)]
     step = statistics.median(times)
-    memory = _cuda_memory() if cuda else _cpu_memory(model, batch, opt, baseline)
+    memory = ({"peak_bytes": torch.cuda.max_memory_allocated(), "kind": "cuda_max_allocated"} if cuda else
+              {"peak_bytes": rss_peak_bytes() - baseline, "kind": "rss_hwm", "baseline_rss_bytes": baseline})
     tokens = case.batch * case.seq * (2 if info["head"] == "seq2seq" else 1)
     return {**info, "step_times_s": times, "step_s": step, "tokens_per_step": tokens, "tokens_per_s": tokens / step,
             "flops_per_step": flops, "flops_per_s": flops / step if flops else None,
@@ -273,21 +276,16 @@ def measure(case: Case) -> dict[str, Any]:
             "device": _device_info(device, cuda)}
 
 
-def _cuda_memory() -> dict[str, Any]:
-    return {"peak_bytes": torch.cuda.max_memory_allocated(), "kind": "cuda_max_allocated"}
-
-
-def _cpu_memory(model: nn.Module, batch: dict[str, torch.Tensor], opt: torch.optim.Optimizer,
-                baseline: int) -> dict[str, Any]:
-    """One more step with large frees returned to the OS and RSS sampled: the live peak over the post-import
-    baseline. The high-water mark (allocator retention included) is kept beside it for comparison."""
-    hwm = rss_peak_bytes() - baseline
-    live = return_large_frees()
+def _sampled_memory(model: nn.Module, batch: dict[str, torch.Tensor], opt: torch.optim.Optimizer, cuda: bool,
+                    baseline: int, live: bool) -> dict[str, Any]:
+    """One warm-up step (the optimiser state then exists), then one step with RSS sampled: its peak over the
+    post-import baseline."""
+    train_step(model, batch, opt, cuda)
     release_freed()
     with RssSampler() as sampler:
-        train_step(model, batch, opt, cuda=False)
-    kind = "rss_sampled_live" if live else "rss_sampled"
-    return {"peak_bytes": sampler.peak - baseline, "kind": kind, "hwm_bytes": hwm, "baseline_rss_bytes": baseline}
+        train_step(model, batch, opt, cuda)
+    return {"peak_bytes": sampler.peak - baseline, "kind": "rss_sampled_live" if live else "rss_sampled",
+            "baseline_rss_bytes": baseline}
 
 
 def _device_info(device: torch.device, cuda: bool) -> dict[str, Any]:

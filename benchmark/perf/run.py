@@ -8,6 +8,7 @@ so a change in machine load during the run touches every configuration alike.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -30,7 +31,18 @@ PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A1
 
 
 def run_case(case: Case, log: Path, timeout_s: float) -> dict[str, Any]:
-    """Measure `case` in a fresh interpreter (its own RSS high-water mark); stderr goes to `log`."""
+    """Measure `case` in a fresh interpreter; on CPU a second one measures its live peak memory."""
+    result = _worker(case, log, timeout_s)
+    if result["status"] != "ok" or result["device"]["type"] != "cpu":
+        return result
+    memory = _worker(dataclasses.replace(case, phase="memory"), log, timeout_s)
+    if memory["status"] != "ok":
+        return {**result, "memory": {**result["memory"], "sampled_error": memory.get("error")}}
+    return {**result, "memory": {**memory["memory"], "hwm_bytes": result["memory"]["peak_bytes"]}}
+
+
+def _worker(case: Case, log: Path, timeout_s: float) -> dict[str, Any]:
+    """One worker process; its stderr goes to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "benchmark.perf.measure", json.dumps(case.to_dict())]
     load_before = os.getloadavg()
