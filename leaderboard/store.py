@@ -5,6 +5,8 @@ while an ingest writes) and on a shared PostgreSQL leaderboard given by URL.
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -132,12 +134,28 @@ class Reported(Base):
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=120000")  # first, so every later statement waits out a concurrent writer
+    _use_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=120000")
     cur.close()
     dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN itself
+
+
+def _use_wal(cur: Any, tries: int = 40) -> None:
+    """Put the file in WAL mode (a property of the file, so only the first connection switches it).
+
+    Switching takes an exclusive lock, and SQLite answers "database is locked" at once, without the busy
+    handler, when another process opens the fresh file at the same moment: retry with a growing pause."""
+    for attempt in range(tries):
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:
