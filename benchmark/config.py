@@ -21,7 +21,8 @@ from benchmark.methods.budget import check_budget
 from benchmark.methods.space import Method, method_from_dict
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-TRAIN_KEYS = set(yaml.safe_load(SCHEMA_PATH.read_text())["$defs"]["train"]["properties"])
+SCHEMA: dict[str, Any] = yaml.safe_load(SCHEMA_PATH.read_text())  # read once; validation deep-copies defaults
+TRAIN_KEYS = set(SCHEMA["$defs"]["train"]["properties"])
 
 
 def _with_defaults(validator_cls: type) -> type:
@@ -63,8 +64,7 @@ def _hint(error: jsonschema.ValidationError) -> str:
 def validate(raw: dict[str, Any]) -> dict[str, Any]:
     """Schema-check a config (a copy, with defaults filled in); the error names the offending key."""
     cfg = copy.deepcopy(dict(raw))
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    errors = sorted(_Validator(SCHEMA).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
         raise ConfigError(f"config key {_path(e)}: {e.message}{_hint(e)}")
