@@ -187,6 +187,23 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] in ("ok", "skipped") for r in records) else 1
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    """Versions and the lock digest: the text to paste into a bug report."""
+    from benchmark.environment import report
+
+    print(report())
+    return 0
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("petl-bench")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--method", default="fpt")
@@ -203,7 +220,12 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="petl-bench", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"petl-bench {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("env", help="versions of Python, torch, CUDA, transformers, peft, snakemake and the lock digest "
+                                   "(paste into a bug report)")
+    p.set_defaults(fn=cmd_env)
 
     p = sub.add_parser("train", help="train one (task, method, budget, seed) and write its record.json")
     _run_args(p)

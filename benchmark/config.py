@@ -20,7 +20,7 @@ from benchmark.errors import ConfigError
 from benchmark.methods.budget import check_budget
 from benchmark.methods.space import Method, method_from_dict
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data (wheel-safe)
 SCHEMA: dict[str, Any] = yaml.safe_load(SCHEMA_PATH.read_text())  # read once; validation deep-copies defaults
 TRAIN_KEYS = set(SCHEMA["$defs"]["train"]["properties"])
 

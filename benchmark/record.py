@@ -52,11 +52,14 @@ def provenance(seed: int, started: str, project_dir: Path | None = None) -> dict
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             continue
+    from benchmark.environment import lock_status
+
     cuda = torch.cuda.is_available()
     return {
         "git_commit": commit,
         "git_dirty": bool(dirty) if dirty is not None else None,
         "packages": versions,
+        "lock": lock_status(),  # the lock file's digest and whether the installed set is the locked one
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if cuda else None,
