@@ -7,7 +7,7 @@ from benchmark.config import load_config
 if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
-CFG = load_config(config)  # validates against workflow/schemas/config.schema.yaml; errors name the key
+CFG = load_config(config)  # validates against benchmark/schemas/config.schema.yaml; errors name the key
 
 
 include: "workflow/rules/common.smk"

@@ -347,6 +347,7 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
                        run_tpl.render(root="../", run=run,
                                       method_origin=sources.get(run.method, (None, False, None)),
                                       task_href="../" + task_page(run.task), provenance=_provenance_json(run),
+                                      environment=_environment(run),
                                       config=pretty_json(run.config),
                                       curve_plot=curve_plot(run.curve or [], run.primary_metric), **common))
             last_id = batch[-1].id
@@ -396,6 +397,19 @@ def _provenance_json(run: Run) -> str:
     known = {k: getattr(prov, k) for k in ("git_commit", "git_dirty", "device", "host", "started", "finished",
                                            "python", "torch", "cuda", "packages")}
     return pretty_json(known | (prov.extra or {}))
+
+
+def _environment(run: Run) -> str:
+    """The run's environment in one line (lock digest, whether the installed set matched it, torch), so two runs'
+    environments compare at a glance."""
+    from benchmark.environment import short
+
+    prov = run.provenance
+    lock = (prov.extra or {}).get("lock") if prov is not None else None
+    if not isinstance(lock, dict):
+        return "not recorded (a record from before lock files)"
+    torch = f"; torch {prov.torch}" + (f" (CUDA {prov.cuda})" if prov.cuda else "") if prov.torch else ""
+    return short(lock) + torch
 
 
 def _cell_ctx(c: Any) -> dict[str, Any]:

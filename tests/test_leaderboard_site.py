@@ -122,6 +122,7 @@ def test_run_page_shows_config_provenance_log_and_curve(site: Path) -> None:
     page = next((site / "runs").glob("bit-xor__fpt__default__minilm-l6__1.html")).read_text()
     assert "final accuracy 96" in page and "git_commit" in page and "learning_rate" in page
     assert "<svg" in page and "<polyline" in page
+    assert "lock abababababab (installed set matches)" in page  # the environment, comparable at a glance
 
 
 def test_cli_report(site: Path, tmp_path: Path) -> None:

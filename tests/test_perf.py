@@ -15,7 +15,7 @@ import pytest
 from benchmark.errors import ConfigError
 from benchmark.perf import cases
 from benchmark.perf.cases import Case, plan
-from benchmark.perf.measure import measure
+from benchmark.perf.measure import measure, outcome
 from benchmark.perf.run import SCHEMA, add_ratios, format_table, run_perf
 
 HAS_PEFT = importlib.util.find_spec("peft") is not None
@@ -24,12 +24,7 @@ SHAPE = dict(batch=2, seq=8, steps=2, warmup=1)
 
 def in_process(case: Case, log: Path, timeout_s: float) -> dict[str, Any]:
     """Measure without a worker process (memory figures then share one process; values aren't checked)."""
-    from benchmark.perf.measure import PeftMissing
-
-    try:
-        return {"status": "ok", **measure(case), "load_avg": [[0.0, 0.0, 0.0]]}
-    except PeftMissing as e:
-        return {"status": "skipped", "error": str(e)}
+    return {**outcome(case), "load_avg": [[0.0, 0.0, 0.0]]}
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +119,28 @@ def test_missing_peft_degrades(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     todo = [Case("tiny-roberta", "full", **SHAPE),
             Case("tiny-roberta", "lora", "r8", "peft", "lora-r8", **SHAPE)]
     records = run_perf(todo, tmp_path, runner=in_process, progress=lambda line: None)
-    skipped = records[1]
-    assert skipped["status"] == "skipped" and "peft is not installed" in skipped["error"]
+    unavailable = records[1]
+    assert unavailable["status"] == "unavailable" and "peft is not installed" in unavailable["error"]
+    assert "unavailable (peft is not installed" in format_table(records)
     assert records[0]["ratios"]["step_vs_full"] == 1.0
+
+
+def test_a_reference_that_refuses_the_model_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """peft installed but refusing the model (as peft 0.21.2 refuses RoBERTa under transformers 5.24): the row is
+    'unavailable (reason)', ours still runs, and the run as a whole is not a failure."""
+    from benchmark.perf import measure as measure_mod
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("Model does not support past key values which are required for prefix tuning.")
+
+    monkeypatch.setattr(measure_mod, "_peft", refuse)
+    todo = [Case("tiny-roberta", "full", **SHAPE), Case("tiny-roberta", "prefix", "l16", "petl-bench", "prefix-l16",
+                                                         {"reparam": False}, **SHAPE),
+            Case("tiny-roberta", "prefix", "l16", "peft", "prefix-l16", **SHAPE)]
+    records = run_perf(todo, tmp_path, runner=in_process, progress=lambda line: None)
+    assert [r["status"] for r in records] == ["ok", "ok", "unavailable"]
+    assert "past key values" in records[2]["error"]
+    assert "unavailable (ValueError: Model does not support past key values" in format_table(records)
 
 
 def test_ratios_need_a_full_row() -> None:

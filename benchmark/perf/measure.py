@@ -36,8 +36,8 @@ RESULT = "RESULT "
 KIB = 1024
 
 
-class PeftMissing(RuntimeError):
-    """peft is a test/bench-only dependency; its comparison rows are skipped with this message when absent."""
+class ReferenceUnavailable(RuntimeError):
+    """A reference implementation (peft) that cannot run here: not installed, or refusing the model."""
 
 
 # ---- memory -------------------------------------------------------------------------------------------------------
@@ -159,8 +159,7 @@ def _peft(case: Case, model: nn.Module, head: str) -> tuple[nn.Module, dict[str,
     try:
         import peft
     except ImportError as e:
-        raise PeftMissing("peft is not installed (pip install 'petl-bench[test]'); peft comparison rows "
-                          "are skipped") from e
+        raise ReferenceUnavailable("peft is not installed (pip install 'petl-bench[test]')") from e
     p = pair(case.compare)
     task_type = "SEQ_2_SEQ_LM" if head == "seq2seq" else "SEQ_CLS"
     config = getattr(peft, p.peft_config)(task_type=task_type, **p.peft_kwargs)
@@ -295,17 +294,22 @@ def _device_info(device: torch.device, cuda: bool) -> dict[str, Any]:
             "optimizer": "AdamW (fused)" if cuda else "AdamW"}
 
 
-def main(argv: list[str]) -> int:
-    case = Case.from_dict(json.loads(argv[0]))
+def outcome(case: Case) -> dict[str, Any]:
+    """Measure one case. A reference row (peft) that cannot run here is `unavailable` with its reason, not a
+    failure: peft is optional and its versions drift (peft 0.21.2 refuses RoBERTa under transformers 5.24). A case
+    of ours that raises is `failed`; the parent records either and goes on with the next case."""
     try:
-        result = {"status": "ok", **measure(case)}
-    except PeftMissing as e:
-        result = {"status": "skipped", "error": str(e)}
-    except Exception as e:  # the parent records the failure and goes on with the next case
+        return {"status": "ok", **measure(case)}
+    except Exception as e:
         import traceback
 
         traceback.print_exc()
-        result = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+        reason = f"{type(e).__name__}: {e}" if not isinstance(e, ReferenceUnavailable) else str(e)
+        return {"status": "unavailable" if case.impl != "petl-bench" else "failed", "error": reason}
+
+
+def main(argv: list[str]) -> int:
+    result = outcome(Case.from_dict(json.loads(argv[0])))
     print(RESULT + json.dumps(result), flush=True)
     return 0
 

@@ -190,10 +190,17 @@ def run_perf(cases: list[Case], out: Path, *, rounds: int = 1, timeout_s: float 
 def _progress_line(case: Case, res: dict[str, Any], rnd: int, rounds: int) -> str:
     where = f"[{rnd + 1}/{rounds}] " if rounds > 1 else ""
     if res["status"] != "ok":
-        return f"{where}{case.backbone:18s} {case.label:32s} {res['status']}: {res.get('error')}"
+        return f"{where}{case.backbone:18s} {case.label:32s} {status_text(res)}"
     mb = res["memory"]["peak_bytes"] / 2**20
     return (f"{where}{case.backbone:18s} {case.label:32s} step {res['step_s']:.3f} s  "
             f"{res['tokens_per_s']:,.0f} tok/s  peak {mb:,.0f} MiB  load {res['load_avg'][0][0]:.2f}")
+
+
+def status_text(rec: dict[str, Any]) -> str:
+    """'unavailable (peft is not installed ...)' for a reference row; 'failed: ValueError ...' for ours."""
+    if rec["status"] == "unavailable":
+        return f"unavailable ({rec.get('error')})"
+    return f"{rec['status']}: {rec.get('error')}"
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -208,8 +215,8 @@ def format_table(records: list[dict[str, Any]]) -> str:
     for r in records:
         t, m, q, p = r["timing"], r["memory"] or {}, r["ratios"], r["params"] or {}
         if r["status"] != "ok":
-            lines.append(f"| {r['backbone']} | {r['method']} | {r['budget']} | {r['impl']} | {r['status']}: "
-                         f"{r['error']} |||||||")
+            lines.append(f"| {r['backbone']} | {r['method']} | {r['budget']} | {r['impl']} | {status_text(r)} "
+                         "|||||||")
             continue
         lines.append(f"| {r['backbone']} | {r['method']} | {r['budget']} | {r['impl']} "
                      f"| {_fmt(p.get('trainable_pct'), '.3f')} | {t['step_s']:.3f} | {t['tokens_per_s']:,.0f} "
