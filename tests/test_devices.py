@@ -36,3 +36,14 @@ def test_fourth_job_waits_for_a_free_gpu(tmp_path: Path) -> None:
     outs = [p.communicate(timeout=60)[0].split() for p in (first, second, third)]
     assert sorted(o[0] for o in outs[:2]) == ["7", "9"]
     assert outs[2][0] in {"7", "9"} and float(outs[2][1]) >= min(float(o[1]) for o in outs[:2]) + 1.5
+
+
+def test_an_id_listed_twice_is_two_slots_on_one_gpu(tmp_path: Path) -> None:
+    """gpu_ids [5, 5]: two jobs share GPU 5 at once, a third waits for one of them."""
+    first, second = claim("5,5", tmp_path, 2.0), claim("5,5", tmp_path, 2.0)
+    time.sleep(0.5)
+    third = claim("5,5", tmp_path, 0.0)
+    outs = [p.communicate(timeout=60)[0].split() for p in (first, second, third)]
+    assert [o[0] for o in outs] == ["5", "5", "5"]
+    assert abs(float(outs[0][1]) - float(outs[1][1])) < 1.5  # concurrent, not one after the other
+    assert float(outs[2][1]) >= min(float(o[1]) for o in outs[:2]) + 1.5
