@@ -104,6 +104,19 @@ def test_listops_generator_deterministic_labelled_and_balanced():
     assert set(counts) == set(range(10)) and max(counts.values()) < 0.3 * len(xs)
 
 
+def test_listops_paper_defaults_fit_a_512_position_table_and_say_so():
+    """LRA's lengths (501–1999 tokens) are cut to 512 by default, so BERT (512 positions) and GPT-2 (1024) run."""
+    task = ListOps()
+    xs = draws(task, 8)
+    lengths = [len(x["inputs"]) for x in xs]
+    assert all(501 <= n <= 512 for n in lengths) and 512 in lengths  # cut at 512
+    opts = {**task.options}
+    protocol = task.protocol({"options": opts})
+    assert "first 512 tokens" in protocol["truncation"] and "501–1999" in protocol["lengths"]
+    whole = draws(task, 4, max_tokens=None)
+    assert all(501 <= len(x["inputs"]) <= 1999 for x in whole)
+
+
 def test_listops_reads_lra_tsv(tmp_path):
     rows = [("( ( [MAX 2 ) 9 ) ]", 9), ("( ( ( [SM 5 ) 6 ) 7 ) ]", 8)]
     for name in ("basic_train.tsv", "basic_val.tsv", "basic_test.tsv"):

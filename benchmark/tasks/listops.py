@@ -3,8 +3,10 @@
 Either generated here from the seed (the LRA grammar, with depth, argument-count and length limits)
 or read from LRA's tsv files (`basic_train.tsv`, `basic_val.tsv`, `basic_test.tsv`, columns
 Source and Target) when `data_dir` is set. Unlike the reference code, the closing brackets are
-tokens (its tokenizer dropped them, which makes expressions ambiguous — LRA issue #20) and
-sequences are not cut at 512 tokens unless `max_tokens` says so. LRA's strings also carry
+tokens (its tokenizer dropped them, which makes expressions ambiguous — LRA issue #20). Inputs are cut
+to `max_tokens` (default 512, the paper's "≤ 512 tokens" and the reference code's truncation) so that
+LRA's 501–1999-token expressions fit every paper backbone's position table (BERT 512, GPT-2 1024); the
+record's protocol says so. `max_tokens: null` keeps whole expressions (for backbones without a limit). LRA's strings also carry
 "( … )" from its binary-tree printer; they add no information and are dropped unless `keep_parens`.
 
 Sample: inputs (length,) long token ids (0 = padding), labels () long in 0–9.
@@ -101,8 +103,8 @@ class ListOps(FPTTask):
 
     name = "listops"
     padded = True
-    options = {**COMMON, "max_depth": 10, "max_args": 10, "value_p": 0.75, "min_length": 500,
-               "max_length": 2000, "max_tokens": None, "keep_parens": False, "train_size": None}
+    options = {**COMMON, "max_depth": 10, "max_args": 10, "value_p": 0.75, "min_length": 501,
+               "max_length": 1999, "max_tokens": 512, "keep_parens": False, "train_size": None}
 
     def check(self, settings: dict[str, Any], where: str) -> None:
         super().check(settings, where)
@@ -111,6 +113,15 @@ class ListOps(FPTTask):
             missing = [f for f in LRA_FILES.values() if not (Path(source) / f).is_file()]
             if missing:
                 raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(missing)} (LRA's ListOps tsv files)")
+
+    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
+        opts = settings["options"]
+        cut = opts["max_tokens"]
+        return {**super().protocol(settings),
+                "lengths": (f"expressions of {opts['min_length']}–{opts['max_length']} tokens, closing brackets kept"
+                            if not settings.get("data_dir") else "LRA's files, closing brackets kept"),
+                "truncation": (f"inputs cut to their first {cut} tokens (paper: ≤ 512; the reference code's "
+                               "truncation), so longer expressions lose their tail" if cut else "none")}
 
     def layout(self, opts: dict[str, Any]) -> Layout:
         return Layout(0, 1, 1, 10, vocab_size=len(VOCAB))
