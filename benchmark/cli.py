@@ -134,23 +134,28 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    """List installed methods, forms and tasks with their packages; `check NAME` runs the method contract."""
-    from benchmark import plugins
+    """List installed methods, forms and tasks with their packages; `check [NAME]` runs the method contract."""
+    from benchmark import plugins, registry
+    from benchmark.methods import contract
 
     if getattr(args, "action", None) != "check":
         print(plugins.list_plugins())
         return 0
     extra = {}
     if args.config:
-        from benchmark import registry
         from benchmark.methods.space import method_from_dict
 
         registry.load_plugins()  # a config method may compose a plugin's form
         raw = yaml.safe_load(Path(args.config).read_text()) or {}
         extra = {n: method_from_dict(n, m) for n, m in (raw.get("methods") or {}).items()}
-    report = plugins.check_method(args.name, tuple(args.backbone or plugins.BACKBONES), extra)
-    print(report.format())
-    return 0 if report.ok else 1
+    names = [args.name] if args.name else sorted({**registry.methods(), **extra, **registry.broken_methods()})
+    reports = [contract.check_method(n, tuple(args.backbone or contract.BACKBONES), extra) for n in names]
+    print("\n\n".join(r.format() for r in reports))
+    if len(reports) > 1:
+        bad = [r.method for r in reports if not r.ok]
+        print(f"\n{len(reports) - len(bad)} of {len(reports)} methods hold the contract"
+              + (f"; violations: {', '.join(bad)}" if bad else ""))
+    return 0 if all(r.ok for r in reports) else 1
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -274,11 +279,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_perf)
 
     p = sub.add_parser("plugins", help="list installed methods, forms and tasks with their source package; "
-                                       "`plugins check NAME` runs the method contract")
+                                       "`plugins check [NAME]` runs the method contract")
     p.set_defaults(fn=cmd_plugins)
     check = p.add_subparsers(dest="action").add_parser(
         "check", help="run the method contract on tiny models of every supported backbone; non-zero on violations")
-    check.add_argument("name", help="a method name (installed, or from --config)")
+    check.add_argument("name", nargs="?", help="a method name (installed, or from --config); every method if omitted")
     check.add_argument("--backbone", action="append", help="check only this tiny backbone (repeatable)")
     check.add_argument("--config", help="a config file whose methods: block defines more methods")
 

@@ -3,9 +3,9 @@
 Entry-point groups:
 - `petl_bench.methods`: a `Method`, or a mapping name → Method (the entry-point name names a single Method);
 - `petl_bench.tasks`: a `Task` subclass;
-- `petl_bench.forms`: a functional form (an object with the `Form` protocol; registered if it is not yet),
-  or a mapping name → form. Loading a method plugin usually registers its forms as a side effect; the group
-  makes the form visible even when no method of the package uses it.
+- `petl_bench.forms`: a functional form (an instance of a `benchmark.methods.space.Form` subclass), or a
+  mapping name → form. The harness's own forms are registered this way too; a plugin's method may also
+  register its forms on import, and the group makes a form visible even when no method uses it.
 
 Two distributions claiming one name is an error naming both, never a silent shadowing. A plugin that fails
 to import names its package and is fenced off: its entry-point name resolves to a `BrokenMethod` that plans
@@ -22,7 +22,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Mapping
 
 from benchmark.errors import ConfigError, unknown
-from benchmark.methods.space import FORMS, Method, register_form
+from benchmark.methods.space import FORMS, Method, form_problems, register_form
 from benchmark.tasks.base import Task
 
 log = logging.getLogger("petl_bench.registry")
@@ -179,16 +179,22 @@ def method_origin(name: str) -> Origin | None:
 
 @lru_cache(maxsize=1)
 def forms() -> dict[str, Origin]:
-    """Every functional form, with the distribution that defines it. Loading this registers plugin forms."""
+    """Every functional form, with the distribution that defines it (built-ins are entry points too). Loading
+    this registers the forms; one that is not a `Form` or is misnamed is fenced off with a warning (methods
+    naming it fail with "unknown form"), except a built-in, which is a bug to see at once."""
     found = _collect("petl_bench.forms")
     declared: dict[str, Origin] = {}
     for name, (form, origin) in found.items.items():
-        if getattr(form, "name", None) != name:  # fenced off: methods naming it fail with "unknown form"
-            log.warning("functional form entry point %r from %s gives an object named %r; ignored", name, origin,
-                        getattr(form, "name", None))
+        problems = form_problems(form)
+        if not problems and form.name != name:
+            problems = [f"the object is named {form.name!r}"]
+        if problems:
+            message = f"functional form entry point {name!r} from {origin}: {'; '.join(problems)}"
+            if origin.builtin:
+                raise ConfigError(message)
+            log.warning("%s; ignored", message)
             continue
-        if name not in FORMS:
-            register_form(form)
+        register_form(form)
         declared[name] = origin
     return {name: declared.get(name) or _module_origin(type(form).__module__) for name, form in FORMS.items()}
 

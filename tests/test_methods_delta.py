@@ -94,11 +94,11 @@ def test_merge_lora_is_exact_and_removes_the_branch() -> None:
     method = method_from_dict("m", {"compose": [{"form": "lowrank", "site": "qkv", "r": 3},
                                                 {"form": "lowrank", "site": "ffn", "r": 2, "s": 4}]})
     n_base = sum(p.numel() for p in model.parameters())
-    method.apply(model)
+    applied = method.apply(model)
     _randomise_lora(model)
     with torch.no_grad():
         before = hidden(model, batch)
-        merge(model, method)
+        merge(model, method, applied)
         after = hidden(model, batch)
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
     assert not any(isinstance(m, LowRankDelta) for m in model.modules())
@@ -108,6 +108,6 @@ def test_merge_lora_is_exact_and_removes_the_branch() -> None:
 @pytest.mark.parametrize("name,reason", [("scaled-pa", "ReLU"), ("mam", "softmax"), ("prompt", "input tokens")])
 def test_merge_refuses_nonlinear_branches(name: str, reason: str) -> None:
     model = tiny("tiny-bart")
-    PRESETS[name].apply(model)
+    applied = PRESETS[name].apply(model)
     with pytest.raises(ConfigError, match=f"cannot be merged.*{reason}"):
-        merge(model, PRESETS[name])
+        merge(model, PRESETS[name], applied)

@@ -6,18 +6,14 @@ sys.path, so importlib.metadata finds them exactly as it finds an installed pack
 """
 from __future__ import annotations
 
-import fcntl
 import importlib
-import importlib.util
-import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, install_example_plugin
 from benchmark import registry
 from benchmark.errors import ConfigError
 from benchmark.methods.space import FORMS
@@ -30,47 +26,50 @@ TEMPLATE = '''
 import torch
 from torch import nn
 from benchmark.methods.hooks import device_of, transform_input
-from benchmark.methods.space import method_from_dict, register_form
+from benchmark.methods.space import Form, method_from_dict, names_in, register_form
 
 
 class Vec(nn.Module):
     def __init__(self, n, device):
         super().__init__()
-        self.v = nn.Parameter(torch.full((n,), FILL, device=device))
+        self.v = nn.Parameter(torch.full((n - SPLIT,), FILL, device=device))
+        self.bias = nn.Parameter(torch.full((SPLIT,), FILL, device=device))  # SPLIT > 0: part of the vector
 
     def forward(self, h):
-        return h * self.v
+        return h * torch.cat([self.v, self.bias])
 
 
-class Form:
+class VecForm(Form):
     name = "FORM"
     sites = ("ffn",)
-    size_key = None
-    options = ()
-    identity_at_init = True
-    mergeable = False
 
     def attach(self, ATTACH_ARGS):
+        added = []
         for f in anat.ffn:
             vec = Vec(f.down.in_features, device_of(f.down.module))
             f.down.module.add_module(f"petl_vec_{tag}", vec)
             transform_input(f.down.module, vec)
-        return []
+            added.append(vec)
+        return RETURNED
 
     def formula(self, model, anat, mod):
-        return sum(f.down.in_features for f in anat.ffn) + OFFSET
+        return sum(f.down.in_features - SPLIT for f in anat.ffn) + OFFSET
+
+    def extras(self, model, anat, mod):
+        return {"biases": SPLIT * len(anat.ffn)} if SPLIT else {}
 
 
-register_form(Form())
+register_form(VecForm())
 METHOD = method_from_dict("METHOD_NAME", {"compose": [{"form": "FORM", "site": "ffn"}]})
 '''
 
 
 def plugin_source(form: str, method: str, *, fill: str = "1.0", offset: int = 0,
-                  attach_args: str = "model, anat, mod, tag") -> str:
+                  attach_args: str = "model, anat, mod, tag", split: int = 0,
+                  returned: str = "names_in(model, added)") -> str:
     source = TEMPLATE
     for key, value in (("METHOD_NAME", method), ("FORM", form), ("FILL", fill), ("OFFSET", str(offset)),
-                       ("ATTACH_ARGS", attach_args)):
+                       ("ATTACH_ARGS", attach_args), ("SPLIT", str(split)), ("RETURNED", returned)):
         source = source.replace(key, value)
     return source
 
@@ -90,21 +89,7 @@ def write_plugin(site: Path, dist: str, module: str, source: str, methods: dict[
 @pytest.fixture(scope="session")
 def ia3() -> None:
     """petl-ia3 installed into the running interpreter (editable, no deps, no network), once."""
-    try:
-        distribution("petl-ia3")
-    except PackageNotFoundError:
-        with open(Path(sys.prefix) / ".petl-ia3-install.lock", "w") as lock:  # sessions share one interpreter
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            importlib.invalidate_caches()
-            try:
-                distribution("petl-ia3")
-            except PackageNotFoundError:
-                subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                                "-e", str(EXAMPLE)], check=True, timeout=300)
-    importlib.invalidate_caches()
-    if importlib.util.find_spec("petl_ia3") is None:  # an editable finder is only active in new interpreters
-        sys.path.insert(0, str(EXAMPLE))
-    registry.clear_caches()
+    install_example_plugin()
 
 
 @pytest.fixture
@@ -120,8 +105,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ia3: None) -> Iterator
     monkeypatch.undo()
     for name in set(FORMS) - forms:
         del FORMS[name]
-    for name in set(sys.modules) - modules:
-        sys.modules.pop(name)
+    for name in set(sys.modules) - modules:  # only the fake plugins (transformers' lazy imports must stay)
+        if str(folder) in str(getattr(sys.modules[name], "__file__", None) or ""):
+            sys.modules.pop(name)
     importlib.invalidate_caches()
     registry.clear_caches()
 
@@ -216,6 +202,8 @@ def test_entry_point_that_is_not_a_method(site: Path) -> None:
 @pytest.mark.parametrize("fault, rule", [
     (dict(attach_args="model"), "signature"),
     (dict(offset=1), "count"),
+    (dict(split=16), "count"),  # half a vector named `bias` and declared a documented extra: not a linear bias
+    (dict(returned="[]"), "names"),  # tensors attach does not return would escape the count and the delta
     (dict(fill="float('nan')"), "finite"),
     (dict(fill="2.0"), "identity"),
 ])
@@ -223,18 +211,20 @@ def test_bad_plugin_violations_name_rule_and_package(site: Path, fault: dict, ru
     from benchmark.cli import main
     from benchmark.plugins import check_method
 
-    name = f"bad{rule}"
-    write_plugin(site, "petl-bad", "petl_fake_bad", plugin_source(f"vec{rule}", name, **fault),
-                 {name: "petl_fake_bad:METHOD"})
+    name = f"bad{rule}{len(fault)}{''.join(map(str, fault))}".replace("_", "")
+    module = f"petl_fake_{name}"
+    write_plugin(site, "petl-bad", module, plugin_source(f"vec{name}", name, **fault), {name: f"{module}:METHOD"})
     report = check_method(name, ("tiny-gpt2",))
     assert [v.rule for v in report.violations] == [rule], report.format()
-    assert report.forms == {f"vec{rule}": "petl-bad 0.1.0"}  # registered as an import side effect
+    assert report.forms == {f"vec{name}": "petl-bad 0.1.0"}  # registered as an import side effect
     assert "[petl-bad 0.1.0]" in str(report.violations[0])
+    if "split" in fault:  # the old contract took any tensor named `bias` for a documented extra
+        assert "declares 32 biases outside its formula, but its tensors hold 0" in str(report.violations[0])
     if rule == "count":  # the command exits non-zero on any violation
         assert main(["plugins", "check", name, "--backbone", "tiny-bert"]) == 1
 
 
-@pytest.mark.parametrize("fault, words", [(dict(attach_args="model"), "attach"), (dict(offset=3), "count differs")])
+@pytest.mark.parametrize("fault, words", [(dict(attach_args="model"), "attach"), (dict(offset=3), "count rule broken")])
 def test_preflight_stops_a_bad_plugins_run_before_training(site: Path, fault: dict, words: str) -> None:
     """In the grid, a wrong signature or a wrong count fails the run (naming the package) before any training."""
     from benchmark.plugins import preflight

@@ -73,6 +73,7 @@ class Anatomy:
     layer_norms: list[nn.Module]
     positions: list[nn.Module]
     token_embeddings: list[nn.Module] = field(default_factory=list)
+    input_layer: nn.Module | None = None  # a task model's own input layer feeding the backbone (FPT's wrapper)
 
 
 def _linear(m: nn.Linear) -> Proj:
@@ -208,4 +209,6 @@ def anatomy(model: nn.Module) -> Anatomy:
     family = getattr(core.config, "model_type", None)
     if family not in FAMILIES:
         raise ValueError(f"no anatomy for model type {family!r}; known: {', '.join(sorted(FAMILIES))}")
-    return FAMILIES[family](core)
+    anat = FAMILIES[family](core)
+    anat.input_layer = getattr(model, "input_layer", None) if model is not core else None
+    return anat

@@ -24,7 +24,7 @@ from benchmark.backbones.anatomy import Anatomy, AttnSite
 from benchmark.errors import ConfigError
 from benchmark.methods.attention import attach_head_mod
 from benchmark.methods.hooks import Captured, device_of
-from benchmark.methods.space import Mod, attn_sites, register_form, require
+from benchmark.methods.space import Form, Mod, attn_sites, names_in, require
 
 INITS = ("lora", "bert")
 LAYER_NORMS = ("none", "in", "out")
@@ -89,13 +89,21 @@ class HeadAdapter(nn.Module):
         return torch.einsum("bhtr,hrd->bthd", a, self.up) * self.scale
 
 
-class BottleneckForm:
+def _shapes(anat: Anatomy, mod: Mod) -> list[tuple[int, int]]:
+    """(d_in, d_out) of each Adapter a mod attaches (not for attn_heads), in attach order."""
+    seq = mod.insertion == "sequential"
+    if mod.site == "ffn":
+        return [(f.down.width if seq else f.up.in_features, f.down.width) for f in anat.ffn]
+    return [(a.o.width, a.o.width) if seq else (a.q.in_features, a.o.in_features) for a in attn_sites(anat, mod)]
+
+
+class BottleneckForm(Form):
     name = "bottleneck"
     sites = ("attn", "ffn", "attn_heads")
+    insertions = ("parallel", "sequential")
+    compositions = ("add", "scaled", "learned")  # fixed s, or s a trained scalar starting at s
     size_key = "r"
     options = ("layer_norm", "init", "bias", "dropout")
-    identity_at_init = True
-    mergeable = False
 
     def check(self, mod: Mod, where: str) -> None:
         opts = mod.options
@@ -105,9 +113,6 @@ class BottleneckForm:
             raise ConfigError(f"{where}: init={opts['init']!r} is not one of {INITS}")
         if not isinstance(opts.get("bias", True), bool):
             raise ConfigError(f"{where}: bias={opts['bias']!r} must be true or false")
-        if mod.composition == "gated":
-            raise ConfigError(f"{where}: bottleneck composition 'gated' is prefix tuning's; use add, scaled or "
-                              f"learned")
         if mod.site == "attn_heads" and mod.insertion != "parallel":
             raise ConfigError(f"{where}: site 'attn_heads' (multi-head PA) reads the queries, so insertion must be "
                               f"'parallel', not {mod.insertion!r}")
@@ -123,40 +128,53 @@ class BottleneckForm:
 
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
         child = f"petl_bottleneck_{tag}"
-        names = []
+        added: list[nn.Module] = []
         if mod.site == "ffn":
-            for f in require(anat.ffn, anat, mod, "FFN sub-layers"):
+            for f, (d_in, d_out) in zip(require(anat.ffn, anat, mod, "FFN sub-layers"), _shapes(anat, mod)):
                 host = f.down.module
-                seq = mod.insertion == "sequential"
-                adapter = Adapter(f.down.width if seq else f.up.in_features, mod.r, f.down.width, mod,
-                                  device_of(host))
+                adapter = Adapter(d_in, mod.r, d_out, mod, device_of(host))
                 host.add_module(child, adapter)
-                _wire(host, adapter, None if seq else Captured(f.up.module), into_input=False)
-                names.append(f"{f.name}.down.{child}")
-            return names
-        for a in require(attn_sites(anat, mod), anat, mod, "attention sub-layers"):
-            if mod.site == "attn_heads":
+                _wire(host, adapter, None if mod.insertion == "sequential" else Captured(f.up.module),
+                      into_input=False)
+                added.append(adapter)
+            return names_in(model, added)
+        sites = require(attn_sites(anat, mod), anat, mod, "attention sub-layers")
+        if mod.site == "attn_heads":
+            for a in sites:
                 head = HeadAdapter(a, mod.r, mod, device_of(a.core))
                 a.core.add_module(child, head)
                 attach_head_mod(model, a.core, head)
-            elif mod.insertion == "sequential":
-                a.o.module.add_module(child, Adapter(a.o.width, mod.r, a.o.width, mod, device_of(a.o.module)))
-                _wire(a.o.module, getattr(a.o.module, child), None, into_input=False)
+                added.append(head)
+            return names_in(model, added)
+        for a, (d_in, d_out) in zip(sites, _shapes(anat, mod)):
+            adapter = Adapter(d_in, mod.r, d_out, mod, device_of(a.o.module))
+            a.o.module.add_module(child, adapter)
+            if mod.insertion == "sequential":
+                _wire(a.o.module, adapter, None, into_input=False)
             else:
-                adapter = Adapter(a.q.in_features, mod.r, a.o.in_features, mod, device_of(a.o.module))
-                a.o.module.add_module(child, adapter)
                 _wire(a.o.module, adapter, Captured(a.core), into_input=True)
-            names.append(f"{a.name}.{child}")
-        return names
+            added.append(adapter)
+        return names_in(model, added)
 
     def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
-        if mod.site == "ffn":
-            return sum(mod.r * (f.up.in_features + f.down.width) for f in anat.ffn)
         if mod.site == "attn_heads":
             return sum(2 * mod.r * a.n_heads * a.head_dim for a in attn_sites(anat, mod))
-        if mod.insertion == "sequential":
-            return sum(2 * mod.r * a.o.width for a in attn_sites(anat, mod))
-        return sum(mod.r * (a.q.in_features + a.o.in_features) for a in attn_sites(anat, mod))
+        return sum(mod.r * (d_in + d_out) for d_in, d_out in _shapes(anat, mod))
+
+    def extras(self, model: nn.Module, anat: Anatomy, mod: Mod) -> dict[str, int]:
+        """Biases (r + d_out per adapter), layer norms (2·width) and a learned scale per adapter."""
+        n_sites = len(attn_sites(anat, mod)) if mod.site == "attn_heads" else len(_shapes(anat, mod))
+        out = {}
+        if mod.site != "attn_heads":
+            shapes = _shapes(anat, mod)
+            if mod.options.get("bias", True):
+                out["biases"] = sum(mod.r + d_out for _, d_out in shapes)
+            ln = mod.options.get("layer_norm", "none")
+            if ln != "none":
+                out["layer norms"] = sum(2 * (d_in if ln == "in" else d_out) for d_in, d_out in shapes)
+        if mod.composition == "learned":
+            out["learned scales"] = n_sites
+        return {k: v for k, v in out.items() if v}
 
 
 def _wire(host: nn.Module, adapter: Adapter, source: Captured | None, into_input: bool) -> None:
@@ -174,4 +192,4 @@ def _wire(host: nn.Module, adapter: Adapter, source: Captured | None, into_input
     host.register_forward_hook(post)
 
 
-register_form(BottleneckForm())
+FORM = BottleneckForm()  # registered through the petl_bench.forms entry point, like a plugin's

@@ -1,6 +1,6 @@
 """Saving and loading only what a method trained (safetensors), and merging it where that is exact.
 
-A delta file holds every trainable tensor by its parameter name (new `petl_*` tensors, unfrozen
+Merging is declared by each form (`Form.mergeable`, `Form.merge`). A delta file holds every trainable tensor by its parameter name (new `petl_*` tensors, unfrozen
 backbone tensors, the task head) plus the method's JSON in the metadata. Loading is strict:
 the model must carry the same method (same names and shapes), so a delta never half-loads.
 """
@@ -15,8 +15,7 @@ from safetensors import safe_open
 from torch import nn
 
 from benchmark.errors import ConfigError
-from benchmark.methods.lowrank import LowRankDelta
-from benchmark.methods.space import Method, method_from_dict, why_not_mergeable
+from benchmark.methods.space import FORMS, Applied, Method, method_from_dict, why_not_mergeable
 
 FORMAT = "petl-bench-delta/1"
 
@@ -71,17 +70,17 @@ def load_delta(model: nn.Module, path: str | Path) -> None:
             params[name].copy_(tensor.to(params[name].dtype))
 
 
-def merge(model: nn.Module, method: Method) -> nn.Module:
-    """Fold the method's low-rank updates into the frozen weights and drop their modules (inference then costs
-    nothing extra). Refuses, naming the modification, when any part of the method cannot be folded."""
+def merge(model: nn.Module, method: Method, applied: Applied) -> nn.Module:
+    """Fold every mod into the frozen weights as its form declares, and drop the modules its attach added
+    (inference then costs nothing extra). Refuses, naming the modification, when any mod cannot be folded."""
     for i, mod in enumerate(method.mods):
         reason = why_not_mergeable(mod)
         if reason is not None:
             raise ConfigError(f"method {method.name!r} cannot be merged: compose[{i}] ({mod.form}@{mod.site}): "
                               f"{reason}")
-    for name, module in list(model.named_modules()):
-        if isinstance(module, LowRankDelta):
-            module.merge()
+    for mod, names in zip(method.mods, applied.modules):
+        FORMS[mod.form].merge(model, [model.get_submodule(n) for n in names])
+        for name in names:
             parent_name, _, child = name.rpartition(".")
             delattr(model.get_submodule(parent_name) if parent_name else model, child)
     return model

@@ -9,7 +9,7 @@ from torch import nn
 from benchmark.backbones.anatomy import Anatomy, Proj
 from benchmark.errors import ConfigError
 from benchmark.methods.hooks import add_to_output, device_of, weight_delta_into
-from benchmark.methods.space import Mod, attn_sites, register_form, require
+from benchmark.methods.space import Form, Mod, attn_sites, names_in, require
 
 # site → which projections of each attention sub-layer / FFN sub-layer it touches
 ATTN_PROJS = {"attn": "qv", "q": "q", "k": "k", "v": "v", "o": "o", "qv": "qv", "kv": "kv", "qkv": "qkv"}
@@ -46,21 +46,15 @@ def _targets(anat: Anatomy, mod: Mod) -> list[tuple[str, Proj]]:
     return [(f"{a.name}.{p}", getattr(a, p)) for a in attn_sites(anat, mod) for p in ATTN_PROJS[mod.site]]
 
 
-class LowRank:
+class LowRank(Form):
     name = "lowrank"
     sites = tuple(ATTN_PROJS) + tuple(FFN_PROJS)
+    compositions = ("add", "scaled")  # s = alpha/r when alpha is given, else s
     size_key = "r"
     options = ("dropout",)
-    identity_at_init = True
     mergeable = True
 
     def check(self, mod: Mod, where: str) -> None:
-        if mod.composition not in ("add", "scaled"):
-            raise ConfigError(f"{where}: lowrank composition {mod.composition!r} is not one of ('add', 'scaled'); "
-                              f"s = alpha/r when alpha is given, else s")
-        if mod.insertion != "parallel":
-            raise ConfigError(f"{where}: lowrank insertion {mod.insertion!r}: x·W_down·W_up runs beside the frozen "
-                              f"projection, so it is always 'parallel'")
         if mod.alpha is not None and mod.s != 1.0:
             raise ConfigError(f"{where}: give either alpha (s = alpha/r, LoRA's convention) or s, not both")
 
@@ -69,16 +63,19 @@ class LowRank:
         return mod.alpha / mod.r if mod.alpha is not None else mod.s
 
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
-        names = []
+        deltas = []
         for where, proj in require(_targets(anat, mod), anat, mod, "projections"):
             delta = LowRankDelta(proj, mod.r, self.scale(mod), float(mod.options.get("dropout", 0.0)))
-            child = f"petl_lowrank_{tag}_{where.rsplit('.', 1)[-1]}"
-            proj.module.add_module(child, delta)
-            names.append(child)
-        return names
+            proj.module.add_module(f"petl_lowrank_{tag}_{where.rsplit('.', 1)[-1]}", delta)
+            deltas.append(delta)
+        return names_in(model, deltas)
 
     def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
         return sum(mod.r * (p.in_features + p.width) for _, p in _targets(anat, mod))
 
+    def merge(self, model: nn.Module, modules: list[nn.Module]) -> None:
+        for delta in modules:
+            delta.merge()
 
-register_form(LowRank())
+
+FORM = LowRank()  # registered through the petl_bench.forms entry point, like a plugin's

@@ -10,7 +10,6 @@ the true count), so both are printed. Their mBART rows quote the same percentage
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +18,12 @@ from torch import nn
 from benchmark.backbones.anatomy import anatomy, core_of
 from benchmark.backbones.registry import build_model
 from benchmark.methods.budget import solve
-from benchmark.methods.space import FORMS, Method, head_modules
+from benchmark.methods.space import FORMS, Method
 
 PAPER_DENOMINATORS: dict[str, tuple[int, str]] = {
     "bart-large": (409_600_000, "He et al. 2022 (plotting code)"),
     "mbart-large-cc25": (409_600_000, "He et al. 2022 quote BART-large's percentages for mBART"),
 }
-TAG = re.compile(r"(?:^|\.)petl_[a-z][a-z0-9]*?_(\d+)(?:[._]|$)")
 
 
 @dataclass
@@ -68,52 +66,26 @@ class Report:
                 "reparameterisation_counted_by_paper": False}
 
 
-def _extra_kind(name: str) -> str | None:
-    """Why a new tensor is outside the paper's formula, or None when it is what the formula counts."""
-    leaf = name.rsplit(".", 1)[-1]
-    if re.search(r"petl_prefix_\d+_[a-z]+\.", name):
-        return "prefix reparameterisation MLP"
-    if ".ln_" in name:
-        return "adapter layer norms"
-    if leaf == "scale":
-        return "learned scales"
-    if leaf == "bias":
-        return "adapter biases"
-    return None
-
-
-def _mod_rows(model: nn.Module, method: Method, trainable: dict[str, int]) -> list[Row]:
-    anat = anatomy(model)
-    rows = [Row(f"compose[{i}] {m.label()}", FORMS[m.form].formula(model, anat, m), 0)
-            for i, m in enumerate(method.mods)]
-    for i, m in enumerate(method.mods):
-        if m.form == "unfreeze":  # existing tensors: the formula is their exact size
-            rows[i].true = rows[i].formula
-    for name, n in trainable.items():
-        tag = TAG.search(name)
-        if tag is None:
-            continue
-        row = rows[int(tag.group(1))]
-        row.true += n
-        kind = _extra_kind(name)
-        if kind:
-            row.extras[kind] = row.extras.get(kind, 0) + n
-    return rows
-
-
 def count(model: nn.Module, method: Method) -> list[Row]:
-    """Apply `method` to `model` and break its trainable tensors down: one row per modification, then the
-    backbone tensors that full fine-tuning trains, then the task head."""
-    formula_backbone = sum(p.numel() for p in core_of(model).parameters()) if method.train_all else 0
-    method.apply(model)
-    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
-    rows = _mod_rows(model, method, trainable)
-    head = {id(p) for m in head_modules(model) for p in m.parameters()}
-    head_n = sum(p.numel() for p in model.parameters() if id(p) in head and p.requires_grad)
-    if method.train_all:
-        new = sum(n for name, n in trainable.items() if TAG.search(name))
-        rows.append(Row("backbone (all tensors)", formula_backbone, sum(trainable.values()) - new - head_n))
-    rows.append(Row("task head", 0, head_n))
+    """Apply `method` to `model` and break its trainable tensors down by the names each form's `attach` returned:
+    one row per modification (its formula, its tensors, its declared extras), a negative row for backbone tensors
+    that several modifications unfreeze (counted once), the backbone tensors that full fine-tuning trains, then
+    the task head. The rows sum to `Method.formula` and to the trainable count."""
+    anat = anatomy(model)
+    formulas = [FORMS[m.form].formula(model, anat, m) for m in method.mods]
+    total_formula = method.formula(model)
+    extras = [FORMS[m.form].extras(model, anat, m) for m in method.mods]
+    applied = method.apply(model)
+    rows = [Row(f"compose[{i}] {m.label()}", formulas[i], sum(applied.mods[i].values()), extras[i])
+            for i, m in enumerate(method.mods)]
+    in_mods = {n: k for m in applied.mods for n, k in m.items()}
+    overlap_true = sum(rows[i].true for i in range(len(rows))) - sum(in_mods.values())
+    if method.train_all:  # the rest of the backbone; its formula row absorbs the tensors counted twice above
+        rows.append(Row("backbone (all tensors)", total_formula - sum(formulas),
+                        sum(applied.backbone.values()) - overlap_true))
+    elif overlap_true:
+        rows.append(Row("tensors unfrozen by several modifications (counted once)", -overlap_true, -overlap_true))
+    rows.append(Row("task head", 0, sum(applied.head.values())))
     return rows
 
 

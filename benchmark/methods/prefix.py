@@ -18,7 +18,7 @@ from benchmark.backbones.anatomy import Anatomy, AttnSite, core_of
 from benchmark.errors import ConfigError
 from benchmark.methods.attention import attach_head_mod
 from benchmark.methods.hooks import device_of
-from benchmark.methods.space import Mod, attn_sites, register_form, require
+from benchmark.methods.space import Form, Mod, attn_sites, names_in, require
 
 MID = 800  # the paper's reparameterisation width (mid_dim)
 
@@ -68,22 +68,15 @@ class Prefix(nn.Module):
         return (weights @ v).transpose(1, 2)
 
 
-class PrefixForm:
+class PrefixForm(Form):
     name = "prefix"
     sites = ("attn",)
+    compositions = ("gated", "add")  # gated: attention over the concatenation; add: the ungated ablation
     size_key = "l"
     options = ("reparam", "mid", "init_std")
     identity_at_init = False
-    mergeable = False
-    default_composition = "gated"
 
     def check(self, mod: Mod, where: str) -> None:
-        if mod.composition not in ("gated", "add"):
-            raise ConfigError(f"{where}: prefix composition {mod.composition!r} is not one of ('gated', 'add'); "
-                              f"'gated' attends over the concatenation, 'add' is the ungated ablation")
-        if mod.insertion != "parallel":
-            raise ConfigError(f"{where}: prefix insertion {mod.insertion!r}: a prefix reads the sub-layer input, "
-                              f"so it is always 'parallel'")
         reparam, mid = mod.options.get("reparam", True), mod.options.get("mid", MID)
         if not isinstance(reparam, bool):
             raise ConfigError(f"{where}: reparam={reparam!r} must be true or false")
@@ -96,38 +89,42 @@ class PrefixForm:
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
         sites = require(attn_sites(anat, mod), anat, mod, "attention sub-layers")
         reparam = mod.options.get("reparam", True)
-        device = device_of(sites[0].core) if sites else torch.device("cpu")
-        mlps: dict[str, PrefixMLP] = {}
-        names = []
+        device = device_of(sites[0].core)
+        added: list[nn.Module] = []
         for kind in dict.fromkeys(a.kind for a in sites):
             group = [a for a in sites if a.kind == kind]
+            mlp = None
             if reparam:
-                mlps[kind] = PrefixMLP(mod.l, anat.d_model, _width(group[0]), len(group), mod.options.get("mid", MID),
-                                       device)
-                core_of(model).add_module(f"petl_prefix_{tag}_{kind}", mlps[kind])
-                names.append(f"petl_prefix_{tag}_{kind}")
+                mlp = PrefixMLP(mod.l, anat.d_model, _width(group[0]), len(group), mod.options.get("mid", MID),
+                                device)
+                core_of(model).add_module(f"petl_prefix_{tag}_{kind}", mlp)
+                added.append(mlp)
             for i, site in enumerate(group):
-                prefix = Prefix(site, mod.l, mod.composition == "gated", mlps.get(kind), i,
+                prefix = Prefix(site, mod.l, mod.composition == "gated", mlp, i,
                                 float(mod.options.get("init_std", 0.02)), device)
                 site.core.add_module(f"petl_prefix_{tag}", prefix)
                 attach_head_mod(model, site.core, prefix)
-                names.append(f"{site.name}.petl_prefix_{tag}")
-        return names
+                added.append(prefix)
+        return names_in(model, added)
 
     def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
         return sum(2 * mod.l * _width(a) for a in attn_sites(anat, mod))
 
-    def reparam_count(self, anat: Anatomy, mod: Mod) -> int:
-        """The MLP's size, for the record (the paper leaves it out)."""
+    def formula_trains(self, mod: Mod) -> bool:
+        """With the reparameterisation, the MLP trains and generates the l keys/values the formula counts."""
+        return not mod.options.get("reparam", True)
+
+    def extras(self, model: nn.Module, anat: Anatomy, mod: Mod) -> dict[str, int]:
+        """The MLP's size (the paper leaves it out): per attention kind, embedding l·d, d→mid, mid→2·L·width."""
         if not mod.options.get("reparam", True):
-            return 0
+            return {}
         d, mid, l = anat.d_model, mod.options.get("mid", MID), mod.l
         total = 0
         for kind in dict.fromkeys(a.kind for a in attn_sites(anat, mod)):
             group = [a for a in attn_sites(anat, mod) if a.kind == kind]
             out = len(group) * 2 * _width(group[0])
             total += l * d + d * mid + mid + mid * out + out
-        return total
+        return {"reparameterisation": total}
 
 
 def _width(site: AttnSite) -> int:
@@ -135,4 +132,4 @@ def _width(site: AttnSite) -> int:
     return site.n_heads * site.head_dim
 
 
-register_form(PrefixForm())
+FORM = PrefixForm()  # registered through the petl_bench.forms entry point, like a plugin's

@@ -4,8 +4,8 @@ Encoder-decoder backbones (BART, mBART, T5) get the prompt on the encoder input,
 cross-attention sees it (its mask is extended), as in He et al.'s BART runs. Encoder-only and
 decoder-only backbones get it on their input and the prompt positions are dropped from the output,
 so task heads that read position 0 (BERT's pooler, RoBERTa's head) or the last token (GPT-2) stay
-aligned. The FPT wrapper feeds the backbone from its own input layer and reads fixed output
-positions: prompt tuning is rejected there. Count: l·d (the paper's).
+aligned. A model that feeds the backbone from its own input layer (`Anatomy.input_layer`, the FPT
+wrapper) and reads fixed output positions rejects prompt tuning. Count: l·d (the paper's).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from torch import nn
 
 from benchmark.backbones.anatomy import Anatomy, core_of
 from benchmark.errors import ConfigError
-from benchmark.methods.space import Mod, register_form
+from benchmark.methods.space import Form, Mod, names_in
 
 INITS = ("vocab", "normal")
 
@@ -76,31 +76,25 @@ def _no_cache(kwargs: dict[str, Any]) -> None:
                          "cache; run full-sequence forwards")
 
 
-class PromptForm:
+class PromptForm(Form):
     name = "prompt"
-    sites = ("input",)
+    sites = ("input",)  # extra input tokens: no insertion or composition to choose
     size_key = "l"
     options = ("init",)
     identity_at_init = False
-    mergeable = False
-    coordinates = False  # extra input tokens: no insertion or composition to choose
 
     def check(self, mod: Mod, where: str) -> None:
         if mod.options.get("init", "vocab") not in INITS:
             raise ConfigError(f"{where}: init={mod.options['init']!r} is not one of {INITS}")
-        if mod.composition != "add" or mod.insertion != "parallel":
-            raise ConfigError(f"{where}: prompt tuning has no insertion/composition choice; leave them unset")
 
     def why_not_mergeable(self, mod: Mod) -> str:
         return "prompt vectors are extra input tokens; no weight update of the backbone expresses them"
 
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
-        from benchmark.backbones.fpt import FPTModel
-
-        if isinstance(model, FPTModel):
-            raise ConfigError("form 'prompt' does not apply to the FPT wrapper: it feeds the backbone from its own "
-                              "input layer and reads fixed output positions; use prefix, an adapter, LoRA or "
-                              "unfreeze instead")
+        if anat.input_layer is not None:
+            raise ConfigError("form 'prompt' needs the backbone's token embeddings as its input, but this model "
+                              "feeds the backbone from its own input layer and reads fixed output positions (the "
+                              "FPT wrapper); use prefix, an adapter, LoRA or unfreeze instead")
         core = core_of(model)
         embed = core.get_input_embeddings()
         prompt = Prompt(mod.l, embed, mod.options.get("init", "vocab"))
@@ -109,7 +103,7 @@ class PromptForm:
             _wire_encoder_decoder(core, prompt, embed)
         else:
             _wire_single_stack(core, prompt, embed)
-        return [f"petl_prompt_{tag}"]
+        return names_in(model, [prompt])
 
     def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
         return mod.l * anat.d_model
@@ -157,4 +151,4 @@ def _wire_single_stack(core: nn.Module, prompt: Prompt, embed: nn.Module) -> Non
     core.register_forward_hook(after, with_kwargs=True)
 
 
-register_form(PromptForm())
+FORM = PromptForm()  # registered through the petl_bench.forms entry point, like a plugin's

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from torch import nn
 
 from benchmark.backbones.anatomy import Anatomy, anatomy, core_of
 from benchmark.errors import ConfigError, unknown
 
-INSERTIONS = ("parallel", "sequential")
-COMPOSITIONS = ("add", "scaled", "learned", "gated")
 INITS = ("pretrained", "random", "stats", "bit")  # bit: Lu et al.'s Bit-Memory-pretrained backbone
 SWAP = "backbone:"  # init "backbone:<name>": the method replaces the task's backbone (ViT-init, LSTM)
 
@@ -40,7 +38,8 @@ class Mod:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "Mod":
-        """Parse a config mapping; unknown keys go to `options` only if the form declares them."""
+        """Parse a config mapping; unknown keys go to `options` only if the form declares them. Site, insertion
+        and composition default to the form's first declared value."""
         if "form" not in raw:
             raise ConfigError(f"{where}: a modification needs 'form' (one of {', '.join(sorted(FORMS))})")
         form = get_form(raw["form"], where)
@@ -51,7 +50,9 @@ class Mod:
             valid = sorted(known | set(form.options))
             raise ConfigError(f"{where}: unknown key(s) {bad} for form {raw['form']!r}; valid: {', '.join(valid)}")
         kwargs = {k: v for k, v in raw.items() if k in known}
-        kwargs.setdefault("composition", getattr(form, "default_composition", "add"))
+        kwargs.setdefault("site", form.sites[0])
+        kwargs.setdefault("insertion", form.insertions[0])
+        kwargs.setdefault("composition", form.compositions[0])
         if "attn_kinds" in kwargs:
             kwargs["attn_kinds"] = tuple(kwargs["attn_kinds"])
         mod = cls(**kwargs, options=extra)
@@ -59,23 +60,19 @@ class Mod:
         return mod
 
     def check(self, where: str) -> None:
-        """Reject values outside the space, naming the key."""
-        if self.insertion not in INSERTIONS:
-            raise ConfigError(f"{where}: insertion {self.insertion!r} is not one of {INSERTIONS}")
-        if self.composition not in COMPOSITIONS:
-            raise ConfigError(f"{where}: composition {self.composition!r} is not one of {COMPOSITIONS}")
-        form = FORMS[self.form]
-        if self.site not in form.sites:
-            raise ConfigError(f"{where}: form {self.form!r} does not apply at site {self.site!r}; "
-                              f"valid sites: {', '.join(form.sites)}")
+        """Reject values outside the space, naming the key and what the form declares valid."""
+        form = get_form(self.form, where)
+        for key, allowed in (("site", form.sites), ("insertion", form.insertions),
+                             ("composition", form.compositions)):
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ConfigError(f"{where}: form {self.form!r} has no {key} {value!r}; valid: {', '.join(allowed)}")
         if form.size_key and getattr(self, form.size_key) is None:
             raise ConfigError(f"{where}: form {self.form!r} needs its size {form.size_key!r}")
         size = getattr(self, form.size_key) if form.size_key else None
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ConfigError(f"{where}: {form.size_key}={size!r} must be a positive integer")
-        extra = getattr(form, "check", None)
-        if extra is not None:
-            extra(self, where)
+        form.check(self, where)
 
     def with_size(self, value: int) -> "Mod":
         """The same mod at another size (budget solving)."""
@@ -84,10 +81,10 @@ class Mod:
 
     def label(self) -> str:
         """Its coordinates in one line: form@site insertion composition size (e.g. 'bottleneck@ffn parallel
-        scaled s=4 r=512')."""
+        scaled s=4 r=512'); a coordinate the form offers no choice of is left out."""
         form = FORMS[self.form]
         parts = [f"{self.form}@{self.site}"]
-        if form.size_key is not None and getattr(form, "coordinates", True):  # prompt has no insertion/composition
+        if len(form.insertions) > 1 or len(form.compositions) > 1:
             parts.append(self.insertion)
             comp = self.composition
             parts.append(f"{comp} s={self.s:g}" if comp == "scaled" or (comp == "learned" and self.s != 1) else comp)
@@ -106,59 +103,138 @@ class Mod:
         return out
 
 
-class Form(Protocol):
-    """A functional form. `attach` adds trainable tensors (and hooks) for one mod and returns their names;
-    `formula` is the paper's closed-form count (Tables 10/11), biases and reparameterisations excluded."""
+EXTRA_KINDS = ("biases", "layer norms", "learned scales", "reparameterisation")
+"""What a form may train outside the paper's formula (He et al. Tables 10/11 leave these out); anything else
+must be in `formula`, so the budget solver sees it."""
 
-    name: str
-    sites: tuple[str, ...]
-    size_key: str | None
-    options: tuple[str, ...]
-    identity_at_init: bool
-    mergeable: bool
 
-    def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]: ...
+class Form:
+    """A functional form: one kind of modification. Subclasses declare their coordinates and override `attach`
+    and `formula`; every other hook has a default here, so the harness never asks whether a hook exists.
 
-    def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int: ...
+    Declarations (class attributes): `name`; `sites` it applies at; `insertions` and `compositions` it offers
+    (the first of each is the default a config gets); `size_key` ("r", "l" or None: the knob budgets solve);
+    `options` (extra config keys it reads from `mod.options`); `families` it supports (None: any backbone
+    whose Anatomy has what it needs); `identity_at_init`; `mergeable` (then override `merge`).
+    """
 
-    # Optional, looked up with getattr: `check(mod, where)` rejects values the form cannot use;
-    # `starts_as_identity(mod)` refines `identity_at_init` per mod (an adapter's init decides it);
-    # `why_not_mergeable(mod)` explains a refusal to merge; `default_composition` (else "add") is what a
-    # config gets when it names none (prefix: "gated"); `coordinates = False` hides insertion/composition
-    # from labels (prompt).
+    name: ClassVar[str]
+    sites: ClassVar[tuple[str, ...]]
+    insertions: ClassVar[tuple[str, ...]] = ("parallel",)
+    compositions: ClassVar[tuple[str, ...]] = ("add",)
+    size_key: ClassVar[str | None] = None
+    options: ClassVar[tuple[str, ...]] = ()
+    families: ClassVar[tuple[str, ...] | None] = None
+    identity_at_init: ClassVar[bool] = True
+    mergeable: ClassVar[bool] = False
+
+    def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
+        """Add this mod's trainable tensors (and hooks) to `model`, or unfreeze existing ones; return their names
+        relative to `model`: modules whose parameters all belong to the mod, or single parameters. The harness
+        counts, saves and merges exactly what these names hold."""
+        raise NotImplementedError(f"form {self.name!r} must override attach(model, anat, mod, tag)")
+
+    def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
+        """The paper's closed-form count of what this mod trains (biases, layer norms, learned scalars and a
+        reparameterisation excluded: those are `extras`). Budgets are solved with it."""
+        raise NotImplementedError(f"form {self.name!r} must override formula(model, anat, mod)")
+
+    def extras(self, model: nn.Module, anat: Anatomy, mod: Mod) -> dict[str, int]:
+        """Closed-form counts of trained tensors outside the formula, by kind (keys from EXTRA_KINDS)."""
+        return {}
+
+    def formula_trains(self, mod: Mod) -> bool:
+        """False when the tensors the formula counts are generated rather than trained (prefix tuning's MLP
+        reparameterisation): then only the extras train."""
+        return True
+
+    def unfreezes(self, model: nn.Module, anat: Anatomy, mod: Mod) -> list[nn.Parameter]:
+        """Existing backbone tensors this mod trains (counted once per method, however many mods name them)."""
+        return []
+
+    def check(self, mod: Mod, where: str) -> None:
+        """Reject option values or site-specific coordinates the form cannot use (the declared ones are checked
+        generically before this)."""
+
+    def starts_as_identity(self, mod: Mod) -> bool:
+        """Whether this mod leaves the backbone's function unchanged before training (an adapter's init decides)."""
+        return self.identity_at_init
+
+    def why_not_mergeable(self, mod: Mod) -> str | None:
+        """None when `merge` folds this mod into the frozen weights exactly, else the reason."""
+        return None if self.mergeable else f"form {self.name!r} adds computation that no weight update expresses"
+
+    def merge(self, model: nn.Module, modules: list[nn.Module]) -> None:
+        """Fold the modules `attach` named into the frozen weights (only called when mergeable); the harness
+        then removes them. Forms that only unfreeze existing tensors have nothing to fold."""
 
 
 def starts_as_identity(mod: Mod) -> bool:
     """Whether this mod leaves the backbone's function unchanged before training."""
-    form = FORMS[mod.form]
-    per_mod = getattr(form, "starts_as_identity", None)
-    return per_mod(mod) if per_mod is not None else bool(form.identity_at_init)
+    return FORMS[mod.form].starts_as_identity(mod)
 
 
 def why_not_mergeable(mod: Mod) -> str | None:
     """None when the mod can be folded into the frozen weights, else the reason."""
-    form = FORMS[mod.form]
-    reason = getattr(form, "why_not_mergeable", None)
-    if reason is not None:
-        return reason(mod)
-    return None if form.mergeable else f"form {mod.form!r} adds computation that no weight update expresses"
+    return FORMS[mod.form].why_not_mergeable(mod)
 
 
 FORMS: dict[str, Form] = {}
 
 
+def form_problems(form: Any) -> list[str]:
+    """What keeps an object from being a functional form (empty when it is one)."""
+    if not isinstance(form, Form):
+        return [f"{type(form).__name__} does not subclass benchmark.methods.space.Form"]
+    problems = [f"lacks the declaration {a!r}" for a in ("name", "sites") if not hasattr(form, a)]
+    for hook in ("attach", "formula"):
+        if getattr(type(form), hook) is getattr(Form, hook):
+            problems.append(f"does not override {hook}()")
+    for key in ("sites", "insertions", "compositions", "options"):
+        value = getattr(form, key, ())
+        if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{key} must be a tuple of strings, not {value!r}")
+        elif key != "options" and not value:
+            problems.append(f"{key} is empty")
+    if form.size_key not in (None, "r", "l"):
+        problems.append(f"size_key {form.size_key!r} is not 'r', 'l' or None")
+    return problems
+
+
 def register_form(form: Form) -> Form:
     """Add a functional form to the space (built-ins and plugins alike)."""
+    problems = form_problems(form)
+    if problems:
+        raise ConfigError(f"functional form {getattr(form, 'name', type(form).__name__)!r}: {'; '.join(problems)}")
     if form.name in FORMS and FORMS[form.name] is not form:
+        if type(FORMS[form.name]) is type(form):  # the same class imported twice: keep the first instance
+            return FORMS[form.name]
         raise ConfigError(f"functional form {form.name!r} is registered twice")
     FORMS[form.name] = form
     return form
 
 
 def get_form(name: str, where: str = "method") -> Form:
+    """A form by name; the first miss discovers every form through the `petl_bench.forms` entry points (the
+    built-ins are found there too)."""
+    if name not in FORMS:
+        from benchmark import registry  # registry imports this module
+
+        registry.forms()
     if name not in FORMS:
         raise ConfigError(f"{where}: " + str(unknown("functional form", name, FORMS)))
     return FORMS[name]
+
+
+def names_in(model: nn.Module, objects: list[nn.Module | nn.Parameter]) -> list[str]:
+    """The names of modules or parameters relative to `model`: what `attach` returns."""
+    ids = {id(o) for o in objects}
+    found = {id(m): n for n, m in model.named_modules() if id(m) in ids}
+    found.update({id(p): n for n, p in model.named_parameters() if id(p) in ids})
+    missing = [type(o).__name__ for o in objects if id(o) not in found]
+    if missing:
+        raise ValueError(f"names_in: {missing} are not part of the model (add_module them first)")
+    return [found[id(o)] for o in objects]
 
 
 def attn_sites(anat: Anatomy, mod: Mod) -> list:
@@ -173,6 +249,49 @@ def require(found: list, anat: Anatomy, mod: Mod, what: str) -> list:
         raise ConfigError(f"{mod.form}@{mod.site}: backbone {anat.family!r} has no {what} for it "
                           f"(attn_kinds={list(mod.attn_kinds)}; this backbone's attention kinds: {kinds})")
     return found
+
+
+@dataclass
+class Applied:
+    """What `Method.apply` did, by parameter name (tied tensors once): each mod's tensors as its `attach` named
+    them, the task head, and the backbone tensors that train because the whole backbone does. Iterating gives
+    the trainable names."""
+
+    trainable: dict[str, int]
+    mods: list[dict[str, int]]
+    modules: list[list[str]]  # per mod, the names attach returned that are modules (merge folds these)
+    head: dict[str, int]
+    backbone: dict[str, int]
+
+    def __iter__(self):
+        return iter(self.trainable)
+
+    def __len__(self) -> int:
+        return len(self.trainable)
+
+    @property
+    def claimed(self) -> set[str]:
+        """Every tensor some mod, the head or full training accounts for."""
+        return {n for m in self.mods for n in m} | set(self.head) | set(self.backbone)
+
+
+def _resolve(model: nn.Module, names: list[str], where: str) -> tuple[list[nn.Parameter], list[str]]:
+    """The parameters behind the names an attach returned (a module's, or a single parameter), and which names
+    were modules."""
+    params, modules = [], []
+    for name in names:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            try:
+                params.append(model.get_parameter(name))
+            except AttributeError:
+                raise ConfigError(f"{where}: attach returned {name!r}, which is neither a module nor a parameter of "
+                                  f"the model (names are relative to the model passed to attach)") from None
+            continue
+        params.extend(module.parameters())
+        modules.append(name)
+    return params, modules
 
 
 @dataclass(frozen=True)
@@ -190,16 +309,33 @@ class Method:
     def size_keys(self) -> list[str]:
         return sorted({FORMS[m.form].size_key for m in self.mods if FORMS[m.form].size_key})
 
-    def apply(self, model: nn.Module) -> list[str]:
-        """Freeze the backbone, add this method's tensors, unfreeze the task head; return trainable names."""
+    def apply(self, model: nn.Module) -> Applied:
+        """Freeze the backbone, attach every mod, train the task head; account for every trainable tensor by the
+        names the forms' `attach` returned."""
         anat = anatomy(model)
         for p in model.parameters():
             p.requires_grad_(self.train_all)
+        returned = []
         for i, mod in enumerate(self.mods):
-            FORMS[mod.form].attach(model, anat, mod, tag=str(i))
-        for module in head_modules(model):
-            module.requires_grad_(True)
-        return [n for n, p in model.named_parameters() if p.requires_grad]
+            names = FORMS[mod.form].attach(model, anat, mod, str(i))
+            params, modules = _resolve(model, list(names), f"compose[{i}] ({mod.form}@{mod.site})")
+            for p in params:
+                p.requires_grad_(True)
+            returned.append((params, modules))
+        head = [p for module in head_modules(model) for p in module.parameters()]
+        for p in head:
+            p.requires_grad_(True)
+        canonical = {id(p): n for n, p in model.named_parameters()}
+
+        def named(params: list[nn.Parameter]) -> dict[str, int]:
+            return {canonical[id(p)]: p.numel() for p in params}
+
+        trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+        mods = [named(params) for params, _ in returned]
+        head_named = named(head)
+        taken = {n for m in mods for n in m} | set(head_named)
+        backbone = {n: k for n, k in trainable.items() if n not in taken} if self.train_all else {}
+        return Applied(trainable, mods, [modules for _, modules in returned], head_named, backbone)
 
     @property
     def identity_at_init(self) -> bool:
@@ -207,13 +343,20 @@ class Method:
         return all(starts_as_identity(m) for m in self.mods)
 
     def formula(self, model: nn.Module) -> int:
-        """The paper's closed-form trainable count (Tables 10/11; the task head excluded). Full fine-tuning
-        counts the whole backbone."""
+        """The paper's closed-form trainable count (Tables 10/11; the task head excluded) on a model the method
+        is not applied to yet. Existing backbone tensors count once however many mods unfreeze them (T5's
+        relative position bias is a position table and part of attention); full fine-tuning counts the whole
+        backbone."""
         anat = anatomy(model)
-        if not self.train_all:
-            return sum(FORMS[m.form].formula(model, anat, m) for m in self.mods)
-        backbone = sum(p.numel() for n, p in core_of(model).named_parameters() if ".petl_" not in f".{n}")
-        return backbone + sum(FORMS[m.form].formula(model, anat, m) for m in self.mods if m.form != "unfreeze")
+        total, existing = 0, {}
+        for m in self.mods:
+            form = FORMS[m.form]
+            unfrozen = form.unfreezes(model, anat, m)
+            total += form.formula(model, anat, m) - sum(p.numel() for p in unfrozen)
+            existing.update({id(p): p.numel() for p in unfrozen})
+        if self.train_all:
+            existing.update({id(p): p.numel() for p in core_of(model).parameters()})
+        return total + sum(existing.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "compose": [m.to_dict() for m in self.mods], "train_all": self.train_all,

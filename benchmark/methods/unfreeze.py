@@ -10,7 +10,7 @@ from torch import nn
 
 from benchmark.backbones.anatomy import Anatomy, core_of
 from benchmark.errors import ConfigError
-from benchmark.methods.space import Mod, register_form
+from benchmark.methods.space import Form, Mod, names_in
 
 
 def _modules(model: nn.Module, anat: Anatomy, site: str) -> list[nn.Module]:
@@ -20,7 +20,7 @@ def _modules(model: nn.Module, anat: Anatomy, site: str) -> list[nn.Module]:
     if site == "positions":
         return anat.positions
     if site == "input":
-        return [m for m in (getattr(model, "input_layer", None),) if m is not None]
+        return [anat.input_layer] if anat.input_layer is not None else []
     if site == "attention":
         return [a.core for a in anat.attn]
     if site == "ffn":
@@ -42,25 +42,23 @@ def _params(model: nn.Module, anat: Anatomy, site: str) -> list[nn.Parameter]:
     return list(seen.values())
 
 
-class Unfreeze:
+class Unfreeze(Form):
     name = "unfreeze"
     sites = ("layer_norm", "positions", "input", "attention", "ffn", "bias", "embeddings", "all")
-    size_key = None
-    options = ()
-    identity_at_init = True
-    mergeable = True
+    mergeable = True  # the trained tensors are the backbone's own: nothing to fold
+
+    def unfreezes(self, model: nn.Module, anat: Anatomy, mod: Mod) -> list[nn.Parameter]:
+        return _params(model, anat, mod.site)
 
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
         params = _params(model, anat, mod.site)
         if not params and mod.site == "bias":
             raise ConfigError(f"unfreeze@bias: backbone {anat.family!r} has no bias tensors (T5 has none), so "
                               f"BitFit would train nothing; pick another method")
-        for p in params:
-            p.requires_grad_(True)
-        return []
+        return names_in(model, params)
 
     def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
         return sum(p.numel() for p in _params(model, anat, mod.site))
 
 
-register_form(Unfreeze())
+FORM = Unfreeze()  # registered through the petl_bench.forms entry point, like a plugin's

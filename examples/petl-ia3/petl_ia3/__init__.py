@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmark.backbones.anatomy import Anatomy, Proj
 from benchmark.methods.hooks import device_of, transform_input
-from benchmark.methods.space import Method, Mod, attn_sites, method_from_dict, register_form
+from benchmark.methods.space import Form, Method, Mod, attn_sites, method_from_dict, names_in, register_form
 
 __version__ = "0.1.0"
 ATTN_PROJS = {"k": ("k",), "v": ("v",), "kv": ("k", "v")}
@@ -42,16 +42,12 @@ def rescale_output(proj: Proj, rescale: Rescale) -> None:
     proj.module.register_forward_hook(hook)
 
 
-class IA3Form:
+class IA3Form(Form):
     """The functional form: sites `k`, `v`, `kv` (attention projections) and `ffn` (the intermediate
     activations, i.e. the input of the FFN's down projection). No size knob: one vector per site."""
 
     name = "ia3"
     sites = (*ATTN_PROJS, "ffn")
-    size_key = None
-    options = ()
-    identity_at_init = True
-    mergeable = False
     families = ("bert", "roberta", "gpt2", "bart", "mbart", "t5", "longformer", "vit")
 
     def why_not_mergeable(self, mod: Mod) -> str:
@@ -59,22 +55,22 @@ class IA3Form:
                 "the vectors stay as modules")
 
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
-        names = []
+        added = []
         if mod.site == "ffn":
             for f in anat.ffn:
                 rescale = Rescale(f.down.in_features, device_of(f.down.module))
                 f.down.module.add_module(f"petl_ia_{tag}_ffn", rescale)
                 transform_input(f.down.module, rescale)
-                names.append(f"{f.name}.down.petl_ia_{tag}_ffn")
-            return names
+                added.append(rescale)
+            return names_in(model, added)
         for a in attn_sites(anat, mod):
             for p in ATTN_PROJS[mod.site]:
                 proj: Proj = getattr(a, p)
                 rescale = Rescale(proj.width, device_of(proj.module))
                 proj.module.add_module(f"petl_ia_{tag}_{p}", rescale)
                 rescale_output(proj, rescale)
-                names.append(f"{a.name}.{p}.petl_ia_{tag}_{p}")
-        return names
+                added.append(rescale)
+        return names_in(model, added)
 
     def formula(self, model: nn.Module, anat: Anatomy, mod: Mod) -> int:
         """d_k + d_v per attention sub-layer, d_ff per FFN sub-layer."""
