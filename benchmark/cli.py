@@ -138,6 +138,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from benchmark import plugins, registry
     from benchmark.methods import contract
 
+    if getattr(args, "action", None) == "check-task":
+        from benchmark.tasks.contract import check_task
+
+        reports = [check_task(n) for n in ([args.name] if args.name else sorted(registry.tasks()))]
+        print("\n\n".join(r.format() for r in reports))
+        return 0 if all(r.ok for r in reports) else 1
     if getattr(args, "action", None) != "check":
         print(plugins.list_plugins())
         return 0
@@ -281,7 +287,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list installed methods, forms and tasks with their source package; "
                                        "`plugins check [NAME]` runs the method contract")
     p.set_defaults(fn=cmd_plugins)
-    check = p.add_subparsers(dest="action").add_parser(
+    actions = p.add_subparsers(dest="action")
+    check_task = actions.add_parser("check-task", help="run the task contract: fixture, data, two training steps, "
+                                                       "evaluation, every metric a paper table asks; non-zero on "
+                                                       "violations")
+    check_task.add_argument("name", nargs="?", help="a task name; every registered task if omitted")
+    check = actions.add_parser(
         "check", help="run the method contract on tiny models of every supported backbone; non-zero on violations")
     check.add_argument("name", nargs="?", help="a method name (installed, or from --config); every method if omitted")
     check.add_argument("--backbone", action="append", help="check only this tiny backbone (repeatable)")

@@ -29,6 +29,14 @@ class TaskData:
     metrics: Callable[[Any, Any], dict[str, float]] | None = None  # replaces `Task.compute_metrics` (decoding)
 
 
+WORDS = "the minister said police found new report city people year world government state court".split()
+
+
+def sentence(rng: Any, n: int) -> str:
+    """n random words (fixtures)."""
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
 class Task:
     """Base class: subclasses set the class attributes and implement `build_model` and `data`."""
 
@@ -45,6 +53,16 @@ class Task:
     trainer: ClassVar[str] = "Trainer"  # "Seq2SeqTrainer" for generation tasks
     training_args_class: ClassVar[str] = "TrainingArguments"
     extra_metrics: ClassVar[tuple[str, ...]] = ()  # metrics reported beside the primary one
+    # the smallest settings (backbone, options, train) that exercise every code path of the task in seconds on a
+    # tiny random backbone: the task contract (benchmark/tasks/contract.py) trains with them
+    smoke: ClassVar[dict[str, Any]] = {}
+
+    def fixture(self, folder: Path) -> Path | None:
+        """Write a tiny local copy of the task's data into `folder`, in the schema `prepare` copies from a
+        `data_dir` (nothing is downloaded), and return it; None when the task generates its own data."""
+        if self.needs_data:
+            raise NotImplementedError(f"task {self.name!r} reads prepared data but writes no fixture")
+        return None
 
     def check(self, settings: dict[str, Any], where: str) -> None:
         """Reject unknown task options before any training; subclasses add data checks."""
@@ -105,6 +123,21 @@ class JsonlTask(Task):
             hub = self.hub_id + (f"/{self.hub_config}" if self.hub_config else "")
             raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(f'{s}.jsonl' for s in missing)} "
                               f"(a local copy of the Hub's {hub} in jsonl, columns {', '.join(self.columns)})")
+
+    def fixture_row(self, split: str, i: int, rng: Any) -> dict[str, Any]:
+        """Row `i` of a fixture split, in the Hub's columns."""
+        raise NotImplementedError(f"task {self.name!r} writes no fixture rows")
+
+    def fixture(self, folder: Path, n: int = 12) -> Path:
+        import json
+        import random
+
+        rng = random.Random(0)
+        folder.mkdir(parents=True, exist_ok=True)
+        for split in self.splits:
+            rows = [json.dumps(self.fixture_row(split, i, rng), ensure_ascii=False) for i in range(n)]
+            (folder / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+        return folder
 
     def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
         import shutil

@@ -90,6 +90,7 @@ class BitMemory(BitTask):
 
     name = "bit-memory"
     options = {**COMMON, "n_strings": 5, "n_bits": 1000, "token_dim": 50, "mask_p": 0.5, "converge_at": [99.0]}
+    smoke = {**FPTTask.smoke, "options": {"eval_size": 8, "n_bits": 20, "token_dim": 10}}
 
     def check(self, settings: dict[str, Any], where: str) -> None:
         super().check(settings, where)

@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from benchmark.errors import ConfigError
-from benchmark.tasks.base import JsonlTask, TaskData
+from benchmark.tasks.base import JsonlTask, TaskData, sentence
 
 HEADS = ("trained", "frozen")
 
@@ -39,9 +39,15 @@ class GlueTask(JsonlTask):
               "warmup_ratio": 0.06, "weight_decay": 0.1, "max_grad_norm": 1.0, "adam_beta2": 0.98,
               "adam_epsilon": 1e-6, "eval_strategy": "epoch", "select_metric": "accuracy"}
 
+    smoke = {"backbone": "tiny-roberta", "options": {"max_length": 32},
+             "train": {"max_steps": 2, "eval_strategy": "steps", "eval_steps": 2, "batch_size": 4}}
+
     @property
     def columns(self) -> tuple[str, ...]:  # type: ignore[override]
         return (*self.text_fields, "label")
+
+    def fixture_row(self, split: str, i: int, rng: Any) -> dict[str, Any]:
+        return {**{f: sentence(rng, 6) for f in self.text_fields}, "label": i % self.num_labels, "idx": i}
 
     def check(self, settings: dict[str, Any], where: str) -> None:
         super().check(settings, where)

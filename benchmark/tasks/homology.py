@@ -10,6 +10,7 @@ Sample: inputs (length ≤ max_tokens,) long amino-acid ids (0 = padding), label
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ class RemoteHomology(FPTTask):
     recipe = {**RECIPE, "learning_rate": 1e-4}
     options = {**COMMON, "hub_id": "Hauser7733/TAPE_Remote_Homology", "train_split": "train",
                "eval_split": "test_fold_holdout", "max_tokens": 1024, "train_size": None, "eval_size": None}
+    smoke = {"backbone": "tiny-gpt2", "options": {"max_tokens": 16}, "train": {"max_steps": 2, "eval_steps": 2,
+                                                                                 "batch_size": 4}}
 
     def splits(self, opts: dict[str, Any]) -> tuple[str, str]:
         return opts["train_split"], opts["eval_split"]
@@ -57,6 +60,16 @@ class RemoteHomology(FPTTask):
 
     def layout(self, opts: dict[str, Any]) -> Layout:
         return Layout(0, 1, 1, FOLDS, vocab_size=len(VOCAB))
+
+    def fixture(self, folder: Path, n: int = 12) -> Path:
+        """Random sequences in TAPE's columns (primary, fold_label) for the default splits."""
+        rng = random.Random(0)
+        folder.mkdir(parents=True, exist_ok=True)
+        for s in self.splits(self.options):
+            rows = [{"primary": "".join(rng.choices("ACDEFGHIKLMNPQRSTVWY", k=12)), "fold_label": i % 7}
+                    for i in range(n)]
+            (folder / f"{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return folder
 
     def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)

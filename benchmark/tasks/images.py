@@ -123,6 +123,23 @@ class HubImageTask(ImageTask):
                 raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(missing)} (a local copy of the "
                                   f"Hub's {self.hub_id} in parquet, columns {self.image_column}, label)")
 
+    def fixture(self, folder: Path, n: int = 12) -> Path:
+        """Random images in the Hub's schema (image column + ClassLabel), as `<split>.parquet`."""
+        import datasets
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        folder.mkdir(parents=True, exist_ok=True)
+        shape, mode = ((self.side, self.side, 3), "RGB") if self.channels == 3 else ((self.side, self.side), "L")
+        features = datasets.Features({self.image_column: datasets.Image(),
+                                      "label": datasets.ClassLabel(num_classes=10)})
+        for s in self.splits.values():
+            images = [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode) for _ in range(n)]
+            ds = datasets.Dataset.from_dict({self.image_column: images, "label": [i % 10 for i in range(n)]},
+                                            features=features)
+            ds.to_parquet(str(folder / f"{s}.parquet"))
+        return folder
+
     def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         source = settings.get("data_dir")
@@ -176,6 +193,8 @@ class CIFAR10LRA(CIFAR10):
     gray = True
     mean, std = (0.4809,), (0.2391,)
     options = {**HubImageTask.options, "patch": 1}
+    # 2×2 patches (256 tokens) fit tiny-gpt2's 512 positions; the task's own 1,024 one-pixel tokens do not
+    smoke = {**HubImageTask.smoke, "options": {**HubImageTask.smoke["options"], "patch": 2}}
 
 
 class Digits(ImageTask):

@@ -105,6 +105,8 @@ class ListOps(FPTTask):
     padded = True
     options = {**COMMON, "max_depth": 10, "max_args": 10, "value_p": 0.75, "min_length": 501,
                "max_length": 1999, "max_tokens": 512, "keep_parens": False, "train_size": None}
+    smoke = {**FPTTask.smoke, "options": {"eval_size": 8, "max_depth": 3, "max_args": 3, "min_length": 5,
+                                          "max_length": 24}}
 
     def check(self, settings: dict[str, Any], where: str) -> None:
         super().check(settings, where)

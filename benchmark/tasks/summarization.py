@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.tasks.base import sentence
 from benchmark.tasks.metrics import rouge
 from benchmark.tasks.seq2seq import Seq2SeqTask
 
@@ -29,6 +30,13 @@ class XSum(Seq2SeqTask):
               "lr_scheduler": "polynomial", "warmup_ratio": 0.0, "label_smoothing": 0.1, "weight_decay": 0.01,
               "max_grad_norm": 0.1, "eval_steps": 3000, "save_steps": 3000, "select_metric": "rouge2",
               "eval_batch_size": 16}
+
+    smoke = {"backbone": "tiny-bart", "options": {"num_beams": 2, "max_length": 12, "min_length": 2, "select_size": 3, "max_source_length": 48, "max_target_length": 16},
+             "train": {"max_steps": 2, "eval_steps": 2, "batch_size": 4, "eval_batch_size": 8}}
+
+    def fixture_row(self, split: str, i: int, rng: Any) -> dict[str, Any]:
+        return {"document": " ".join(sentence(rng, 8) for _ in range(3)), "summary": sentence(rng, 6),
+                "id": f"{split}-{i}"}
 
     def pair(self, row: dict[str, Any], opts: dict[str, Any]) -> tuple[str, str]:
         return row["document"], row["summary"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.tasks.base import sentence
 from benchmark.tasks.metrics import bleu, bleu_tokenized
 from benchmark.tasks.seq2seq import Seq2SeqTask
 
@@ -41,6 +42,13 @@ class WMT16EnRo(Seq2SeqTask):
               "lr_scheduler": "polynomial", "warmup_ratio": 0.0, "label_smoothing": 0.1, "weight_decay": 0.01,
               "max_grad_norm": 1.0, "adam_beta2": 0.98, "adam_epsilon": 1e-6, "eval_steps": 5000,
               "save_steps": 5000, "select_metric": "loss", "eval_batch_size": 10}
+
+    smoke = {"backbone": "tiny-mbart", "options": {"num_beams": 2, "max_length": 12, "min_length": 2, "select_size": 3, "max_source_length": 48, "max_target_length": 16},
+             "train": {"max_steps": 2, "eval_steps": 2, "batch_size": 4, "eval_batch_size": 8, "max_tokens": 64}}
+
+    def fixture_row(self, split: str, i: int, rng: Any) -> dict[str, Any]:
+        ro = "Această casă este frumoasă şi mare Ţara noastră are păduri și râuri în România".split()
+        return {"translation": {"en": sentence(rng, 7), "ro": " ".join(rng.choice(ro) for _ in range(6)) + "."}}
 
     def pair(self, row: dict[str, Any], opts: dict[str, Any]) -> tuple[str, str]:
         return row["translation"][opts["source"]], row["translation"][opts["target"]]
