@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from benchmark.errors import ConfigError, unknown
 from benchmark.methods.space import FORMS, Method, form_problems, register_form
@@ -28,6 +29,8 @@ from benchmark.tasks.base import Task
 log = logging.getLogger("petl_bench.registry")
 HARNESS = "petl-bench"
 GROUPS = ("petl_bench.methods", "petl_bench.tasks", "petl_bench.forms")
+REINSTALL = (" (an entry point just added to a pyproject.toml is seen only after reinstalling its package: "
+             "pip install --no-deps --no-build-isolation -e <its folder>)")
 URL_LABELS = ("homepage", "home", "source", "source code", "repository", "code", "documentation")
 
 
@@ -246,6 +249,22 @@ def tasks() -> dict[str, Task]:
     return {name: cls() for name, cls in _tasks()[0].items()}
 
 
+@contextmanager
+def trying_task(task: Task) -> Iterator[None]:
+    """Make a task that is not installed yet visible by name for the duration (the task contract of a task being
+    written, before its entry point exists); a name an installed task holds is refused."""
+    pool = tasks()
+    if task.name in pool and type(pool[task.name]) is not type(task):
+        raise ConfigError(f"task name {task.name!r} is taken by {task_origin(task.name)}; pick another")
+    added = task.name not in pool
+    pool[task.name] = task
+    try:
+        yield
+    finally:
+        if added:
+            pool.pop(task.name, None)
+
+
 def task_origin(name: str) -> Origin | None:
     return _tasks()[1].get(name)
 
@@ -258,7 +277,8 @@ def get_method(name: str, extra: Mapping[str, Method] | None = None) -> Method:
     """A method by name (config-defined ones in `extra` win). A broken plugin's name gives its `BrokenMethod`."""
     pool = {**_methods()[0], **(extra or {})}
     if name not in pool:
-        raise unknown("method", name, [n for n, m in pool.items() if not isinstance(m, BrokenMethod)])
+        error = unknown("method", name, [n for n, m in pool.items() if not isinstance(m, BrokenMethod)])
+        raise ConfigError(f"{error}{REINSTALL}")
     return pool[name]
 
 
@@ -269,7 +289,7 @@ def get_task(name: str) -> Task:
         raise broken[name]
     pool = tasks()
     if name not in pool:
-        raise unknown("task", name, pool)
+        raise ConfigError(f"{unknown('task', name, pool)}{REINSTALL}")
     return pool[name]
 
 

@@ -69,12 +69,20 @@ def _spec(task: Task, source: Path | None) -> dict[str, Any]:
     return cfg.spec(Run(task.name, METHOD, "default", 1))
 
 
-def check_task(name: str, workdir: Path | None = None) -> TaskReport:
-    """Run the task contract for task `name` in `workdir` (a temporary folder when None)."""
+def check_task(task: str | Task, workdir: Path | None = None) -> TaskReport:
+    """Run the task contract for a registered task (by name) or a Task instance not yet registered (a task
+    being written), in `workdir` (a temporary folder when None)."""
     if workdir is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return check_task(name, Path(tmp))
-    task = registry.get_task(name)
+            return check_task(task, Path(tmp))
+    if isinstance(task, str):
+        task = registry.get_task(task)
+    with registry.trying_task(task):
+        return _check(task, workdir)
+
+
+def _check(task: Task, workdir: Path) -> TaskReport:
+    name = task.name
     report = TaskReport(name, str(registry.task_origin(name) or "unregistered"), required_metrics(task))
     if not task.smoke:
         report.violations.append(("smoke", "the task declares no `smoke` settings (tiny backbone, small options)"))

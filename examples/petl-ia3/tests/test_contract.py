@@ -1,7 +1,7 @@
 """A plugin's own test: the harness's method contract on every tiny backbone, plus what only this form knows."""
 from benchmark import registry
 from benchmark.backbones.registry import build_model
-from benchmark.plugins import check_method
+from benchmark.methods.contract import check_method
 
 
 def test_ia3_holds_the_petl_bench_contract() -> None:
