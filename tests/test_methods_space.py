@@ -114,6 +114,7 @@ def test_config_compositions_and_conflicts() -> None:
            ({"form": "prefix", "site": "ffn", "l": 4}, "has no site 'ffn'; valid: attn"),
            ({"form": "lowrank", "site": "kv", "r": 4, "insertion": "sequential"}, "valid: parallel"),
            ({"form": "prompt", "l": 4, "composition": "scaled"}, "has no composition 'scaled'; valid: add"),
+           ({"form": "unfreeze"}, "needs 'site' \\(one of layer_norm, positions"),
            ({"form": "prefix", "l": 0}, "positive"),
            ({"form": "adapter", "r": 4}, "unknown functional form 'adapter'; valid: bottleneck")]
     for mod, message in bad:

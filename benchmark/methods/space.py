@@ -38,8 +38,8 @@ class Mod:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "Mod":
-        """Parse a config mapping; unknown keys go to `options` only if the form declares them. Site, insertion
-        and composition default to the form's first declared value."""
+        """Parse a config mapping; unknown keys go to `options` only if the form declares them. Insertion and
+        composition default to the form's first declared value; site to its only one, else to `attn`."""
         if "form" not in raw:
             raise ConfigError(f"{where}: a modification needs 'form' (one of {', '.join(sorted(FORMS))})")
         form = get_form(raw["form"], where)
@@ -50,7 +50,10 @@ class Mod:
             valid = sorted(known | set(form.options))
             raise ConfigError(f"{where}: unknown key(s) {bad} for form {raw['form']!r}; valid: {', '.join(valid)}")
         kwargs = {k: v for k, v in raw.items() if k in known}
-        kwargs.setdefault("site", form.sites[0])
+        if "site" not in kwargs:  # the only site, else attention (the space's default); never a silent guess
+            if len(form.sites) > 1 and "attn" not in form.sites:
+                raise ConfigError(f"{where}: form {raw['form']!r} needs 'site' (one of {', '.join(form.sites)})")
+            kwargs["site"] = form.sites[0] if len(form.sites) == 1 else "attn"
         kwargs.setdefault("insertion", form.insertions[0])
         kwargs.setdefault("composition", form.compositions[0])
         if "attn_kinds" in kwargs:
