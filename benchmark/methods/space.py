@@ -2,9 +2,13 @@
 
 Each `Mod` is one point in the four dimensions — functional form, insertion, modified
 representation (site) and composition — plus its size (`r` for bottlenecks and low-rank
-maps, `l` for prefixes and prompts). A `Method` composes mods, says which backbone
-tensors it unfreezes, and how the backbone is initialised (FPT's baselines). Named
-methods are presets over this space (`presets.py`); config files can write new ones.
+maps, `l` for prefixes and prompts). Each functional form is a `Form` subclass that declares
+its coordinates, the tensors it adds (closed-form count and extras) and whether it merges;
+`Mod.check` validates any composition against those declarations, so no form restates the
+space's rules. A `Method` composes mods, says whether the whole backbone trains and how it is
+initialised (FPT's baselines), and accounts for every trainable tensor by the names the forms'
+`attach` return. Named methods are presets over this space (`presets.py`); config files can
+write new ones.
 """
 from __future__ import annotations
 
