@@ -1,7 +1,12 @@
-"""Seeds → one cell: mean ± std, median, n and a 95% bootstrap interval, with diverged and failed runs counted.
+"""Seeds → one cell: mean ± std, median, n and a 95% interval of the mean, with diverged and failed runs counted.
 
 A group is (task, method, budget, backbone). Statistics use the runs that finished (`ok`); diverged and failed
 runs stay in the group's counts so a table can say so instead of quietly reporting the survivors.
+
+The interval is Student's t under `MIN_BOOTSTRAP` seeds (a bootstrap of 2-4 values is just their range, far too
+narrow) and a percentile bootstrap from there on; one seed has no interval. Ranks are shared: a configuration's
+rank is 1 + the number of configurations whose whole interval lies above its own, so configurations whose
+intervals overlap are not put in an order the seeds cannot support.
 """
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -19,6 +24,10 @@ from leaderboard.store import Method, Metric, Run, Task
 
 BOOTSTRAP_SEED = 20220125
 N_BOOT = 2000
+MIN_BOOTSTRAP = 5  # fewer finished seeds than this: a t-interval instead of the bootstrap
+CONFIDENCE = 0.95
+RANK_TEST = ("shared ranks: a configuration is ranked below another only when their 95% intervals of the mean "
+             "do not overlap (Student-t interval under 5 seeds, percentile bootstrap from 5); one seed is not ranked")
 
 
 @dataclass(frozen=True)
@@ -27,11 +36,23 @@ class Summary:
     mean: float
     std: float | None  # sample std (ddof=1); None with one seed
     median: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None  # 95% interval of the mean; None with one seed
+    ci_high: float | None
+    interval: str | None = None  # "t" or "bootstrap": how ci_low/ci_high were made
 
     def value(self, statistic: str = "mean") -> float:
         return self.median if statistic == "median" else self.mean
+
+
+def t_interval(values: Sequence[float], *, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t interval of the mean (n − 1 degrees of freedom): honest about how little 2-4 seeds say."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        raise ValueError("a t-interval needs at least two values")
+    half = float(t.ppf((1 + confidence) / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return float(x.mean()) - half, float(x.mean()) + half
 
 
 def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95, n_boot: int = N_BOOT,
@@ -55,9 +76,37 @@ def summarize(values: Iterable[float], **bootstrap: float) -> Summary | None:
     if not x:
         return None
     arr = np.asarray(x)
-    lo, hi = bootstrap_ci(x, **bootstrap)  # type: ignore[arg-type]
+    lo: float | None
+    hi: float | None
+    if len(x) == 1:
+        lo = hi = kind = None
+    elif len(x) < MIN_BOOTSTRAP:
+        (lo, hi), kind = t_interval(x), "t"
+    else:
+        (lo, hi), kind = bootstrap_ci(x, **bootstrap), "bootstrap"  # type: ignore[arg-type]
     return Summary(n=len(x), mean=float(arr.mean()), std=float(arr.std(ddof=1)) if len(x) > 1 else None,
-                   median=float(np.median(arr)), ci_low=lo, ci_high=hi)
+                   median=float(np.median(arr)), ci_low=lo, ci_high=hi, interval=kind)
+
+
+def fmt_interval(s: Summary | None, digits: int = 2) -> str:
+    """'[88.1, 93.5] t, n=2' or '[90.0, 91.2] bootstrap, n=6'; one seed says so instead of inventing a range."""
+    if s is None:
+        return "—"
+    if s.ci_low is None or s.ci_high is None:
+        return f"none (n={s.n})"
+    return f"[{fmt(s.ci_low, digits)}, {fmt(s.ci_high, digits)}] {s.interval}, n={s.n}"
+
+
+def shared_ranks(summaries: dict[Any, Summary | None]) -> dict[Any, int | None]:
+    """Rank = 1 + how many others are surely better (their interval's low end above this one's high end).
+
+    Ties are shared, so four configurations whose intervals overlap all rank 1; a configuration with one seed (no
+    interval) or no score is not ranked (None). See RANK_TEST for the sentence a page shows."""
+    ranked = {k: s for k, s in summaries.items() if s is not None and s.ci_low is not None and s.ci_high is not None}
+    out: dict[Any, int | None] = {k: None for k in summaries}
+    for k, s in ranked.items():
+        out[k] = 1 + sum(o.ci_low > s.ci_high for j, o in ranked.items() if j != k)  # type: ignore[operator]
+    return out
 
 
 @dataclass
@@ -74,6 +123,15 @@ class RunRow:
     pre_divergence: float | None
     metrics: dict[str, float | None]
     sizes: dict[str, int] | None = None
+    formula: int | None = None  # the paper formula's count, the one budgets are solved with
+    backbone_params: int | None = None
+    config: dict[str, Any] | None = None  # the resolved spec: task options, backbone, training length
+
+    @property
+    def formula_pct(self) -> float | None:
+        if self.formula is None or not self.backbone_params:
+            return None
+        return 100 * self.formula / self.backbone_params
 
 
 SIZES = re.compile(r"^[a-z]+\d+(?:-[a-z]+\d+)*$")
@@ -148,6 +206,18 @@ class Group:
         return self._mean("trainable")
 
     @property
+    def formula_pct(self) -> float | None:
+        """Paper-formula parameters as % of the backbone: the count the budget was solved with."""
+        return self._mean("formula_pct")
+
+    @property
+    def formula(self) -> float | None:
+        return self._mean("formula")
+
+    def first_ok_seed(self) -> RunRow | None:
+        return next((r for r in self.runs if r.status == "ok"), self.runs[0] if self.runs else None)
+
+    @property
     def wall_time_s(self) -> float | None:
         return self._mean("wall_time_s")
 
@@ -173,7 +243,7 @@ def load_groups(s: Session) -> list[Group]:
         metrics[run_id][name] = value
     cols = (Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.seed, Run.status, Run.trainable,
             Run.trainable_pct, Run.wall_time_s, Run.peak_memory_mb, Run.diverged_at_step, Run.pre_divergence,
-            Run.primary_metric, Run.sizes)
+            Run.primary_metric, Run.sizes, Run.formula, Run.backbone_params, Run.config)
     groups: dict[tuple[str, str, str, str], Group] = {}
     for row in s.execute(select(*cols).order_by(Run.task, Run.method, Run.budget, Run.backbone, Run.seed)):
         key = (row.task, row.method, row.budget, row.backbone)
@@ -186,7 +256,9 @@ def load_groups(s: Session) -> list[Group]:
                              trainable_pct=row.trainable_pct, wall_time_s=row.wall_time_s,
                              peak_memory_mb=row.peak_memory_mb, diverged_at_step=row.diverged_at_step,
                              pre_divergence=row.pre_divergence, metrics=metrics.get(row.id, {}),
-                             sizes=row.sizes if isinstance(row.sizes, dict) else None))
+                             sizes=row.sizes if isinstance(row.sizes, dict) else None, formula=row.formula,
+                             backbone_params=row.backbone_params,
+                             config=row.config if isinstance(row.config, dict) else None))
     return [summarize_group(g) for g in groups.values()]
 
 
@@ -214,3 +286,53 @@ def status_note(g: Group) -> str:
     if g.n_failed:
         parts.append(f"{g.n_failed} failed")
     return ", ".join(parts)
+
+
+@dataclass
+class CrossTask:
+    """One (method, budget) over every task it ran, HELM-style: mean win rate, mean shared rank, coverage."""
+    method: str
+    budget: str
+    tasks_scored: int  # tasks with a finished score
+    tasks_total: int  # tasks in the database
+    win_rate: float | None  # mean over scored tasks of the share of other configurations with a lower mean
+    mean_rank: float | None  # mean shared rank over the tasks where it was ranked (two or more seeds)
+    tasks_ranked: int
+    firsts: int  # tasks where its shared rank is 1
+
+    @property
+    def coverage(self) -> str:
+        return f"{self.tasks_scored} of {self.tasks_total}"
+
+
+def cross_task_summary(groups: list[Group]) -> list[CrossTask]:
+    """Per (method, budget), over tasks: a win counts each other configuration on the same task with a lower
+    mean (a tie counts half), as HELM's mean win rate; ranks are `shared_ranks`. Best win rate first."""
+    by_task: dict[str, list[Group]] = defaultdict(list)
+    for g in groups:
+        by_task[g.task].append(g)
+    wins: dict[tuple[str, str], list[float]] = defaultdict(list)
+    ranks: dict[tuple[str, str], list[int]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    scored_tasks: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for task, gs in by_task.items():
+        task_ranks = shared_ranks({g.key: g.headline for g in gs})
+        scored = [g for g in gs if g.headline is not None]
+        for g in gs:
+            key = (g.method, g.budget)
+            seen.add(key)
+            if g.headline is None:
+                continue
+            scored_tasks[key].add(task)
+            others = [o.headline.mean for o in scored if o is not g]  # type: ignore[union-attr]
+            if others:
+                mine = g.headline.mean
+                wins[key].append(sum(1.0 if o < mine else 0.5 if o == mine else 0.0 for o in others) / len(others))
+            if task_ranks[g.key] is not None:
+                ranks[key].append(task_ranks[g.key])  # type: ignore[arg-type]
+    out = [CrossTask(method=m, budget=b, tasks_scored=len(scored_tasks[(m, b)]), tasks_total=len(by_task),
+                     win_rate=sum(wins[(m, b)]) / len(wins[(m, b)]) if wins[(m, b)] else None,
+                     mean_rank=sum(ranks[(m, b)]) / len(ranks[(m, b)]) if ranks[(m, b)] else None,
+                     tasks_ranked=len(ranks[(m, b)]), firsts=sum(r == 1 for r in ranks[(m, b)]))
+           for m, b in seen]
+    return sorted(out, key=lambda c: (c.win_rate is None, -(c.win_rate or 0), c.method, c.budget))

@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from leaderboard import plots
 from leaderboard.cost import cost_index, load_perf, render_cost
-from leaderboard.aggregate import Group, RunRow, fmt, fmt_summary, load_groups
+from leaderboard.aggregate import (RANK_TEST, Group, RunRow, cross_task_summary, fmt, fmt_interval, fmt_summary,
+                                   load_groups, shared_ranks)
+from leaderboard.comparable import display_name, setup_differences
 from leaderboard.store import Reported, Run, engine_for
 from leaderboard.tables import PAPER_TITLES, build_views, write_tables
 
@@ -109,42 +111,82 @@ def _delta_class(d: float | None) -> str:
     return "" if d is None else ("delta-pos" if d >= 0 else "delta-neg")
 
 
-def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root: str) -> dict[str, Any]:
+@dataclass
+class Comparison:
+    """A group against the paper's number for its task, method and budget: a Δ only when the setups match."""
+    reported: list[Reported]
+    differences: list[str]  # how the group's setup differs from the first reported cell's; empty = like with like
+
+    @property
+    def rep(self) -> Reported | None:
+        return self.reported[0] if self.reported else None
+
+    @property
+    def same_setup(self) -> bool:
+        return self.rep is not None and not self.differences
+
+    def delta(self, g: Group) -> float | None:
+        h, rep = g.headline, self.rep
+        return h.value(rep.statistic) - rep.value if (h and rep and self.same_setup) else None
+
+    def source(self) -> str:
+        return "; ".join(f"{PAPER_TITLES.get(r.paper, r.paper)} {r.table}, {r.row} ({r.backbone}): {r.value:g}"
+                         + (f" ({r.statistic} of seeds)" if r.statistic != "mean" else "") for r in self.reported)
+
+
+def compare(g: Group, reported: ReportedIndex) -> Comparison:
+    reps = reported.for_group(g, g.primary)
+    diffs = setup_differences([r.config for r in g.runs], g.backbone, reps[0].backbone) if reps else []
+    return Comparison(reps, diffs)
+
+
+def _num(x: float | None) -> float | str:
+    return "" if x is None else x
+
+
+def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root: str,
+              rank: int | None = None) -> dict[str, Any]:
     """One task-page row (display strings plus raw values for sorting and downloads)."""
     h = g.headline
-    reps = reported.for_group(g, g.primary)
-    rep = reps[0] if reps else None
-    value = h.value(rep.statistic) if (h and rep) else (h.mean if h else None)
-    delta = value - rep.value if (rep and value is not None) else None
+    cmp = compare(g, reported)
+    rep = cmp.rep
+    delta = cmp.delta(g)
     if h is None and g.pre_divergence is not None:
         score, score_v = f"{fmt(g.pre_divergence.mean)}† (n={g.pre_divergence.n})", g.pre_divergence.mean
     elif h is None:
         score, score_v = ("failed" if g.n_failed else "—"), None
     else:
         score, score_v = fmt_summary(h), h.mean
-    pct = g.trainable_pct
+    pct, fpct = g.trainable_pct, g.formula_pct
     statuses = [(st, n) for st in ("ok", "diverged", "failed") if (n := g.count(st))]
-    mark = "‡" if rep and rep.backbone != g.backbone else ""
     others = {}
     for m in other_metrics:
         s = g.metrics.get(m)
         others[m] = (fmt_summary(s), s.mean if s else "")
+    rep_text = (f"{rep.value:g}" + (rep.flag or "") + (f" ({rep.statistic})" if rep.statistic != "mean" else "")
+                if rep else "—")
+    first = g.first_ok_seed()
     return {
         "task": g.task, "method": g.method, "budget": g.budget, "backbone": g.backbone, "source": g.source,
         "plugin": g.plugin, "homepage": safe_homepage(g.homepage),
-        "pct": fmt(pct, 4) if pct is not None else "—", "pct_v": pct if pct is not None else "",
-        "score": score, "score_v": "" if score_v is None else score_v,
+        "rank": rank if rank is not None else "—", "rank_v": _num(rank),
+        "pct": fmt(pct, 4) if pct is not None else "—", "pct_v": _num(pct),
+        "fpct": fmt(fpct, 4) if fpct is not None else "—", "fpct_v": _num(fpct),
+        "score": score, "score_v": _num(score_v),
         "median": fmt(h.median) if h else "—", "median_v": h.median if h else "",
-        "ci": f"[{fmt(h.ci_low)}, {fmt(h.ci_high)}]" if h else "—", "statuses": statuses,
+        "ci": fmt_interval(h), "ci_v": _num(h.ci_low if h else None), "statuses": statuses,
         "others": others,
-        "reported": (f"{rep.value:g}" + (rep.flag or "") + mark + f" [{rep.statistic}]") if rep else "—",
-        "reported_v": rep.value if rep else "",
-        "reported_title": "; ".join(f"{PAPER_TITLES.get(r.paper, r.paper)} {r.table}, {r.row} ({r.backbone}): "
-                                    f"{r.value:g}" for r in reps),
-        "delta": f"{delta:+.2f}{mark}" if delta is not None else "—", "delta_v": "" if delta is None else delta,
+        "reported": rep_text if cmp.same_setup else "—", "reported_v": rep.value if cmp.same_setup else "",
+        "paper_other": rep_text if (rep and not cmp.same_setup) else "—",
+        "paper_other_v": rep.value if (rep and not cmp.same_setup) else "",
+        "reported_title": cmp.source() + ("" if cmp.same_setup or not rep
+                                         else ". Not comparable (no Δ): " + "; ".join(cmp.differences)),
+        "differences": cmp.differences if rep else [],
+        "delta": f"{delta:+.2f}" if delta is not None else "—", "delta_v": _num(delta),
         "delta_class": _delta_class(delta),
-        "wall": fmt(g.wall_time_s, 1), "wall_v": g.wall_time_s if g.wall_time_s is not None else "",
-        "mem": fmt(g.peak_memory_mb, 0), "mem_v": g.peak_memory_mb if g.peak_memory_mb is not None else "",
+        "wall": fmt(g.wall_time_s, 1), "wall_v": _num(g.wall_time_s),
+        "mem": fmt(g.peak_memory_mb, 0), "mem_v": _num(g.peak_memory_mb),
+        "href": root + run_page(g.task, g.method, g.budget, g.backbone, first.seed) if first else None,
         "seeds": [{"seed": r.seed, "status": r.status,
                    "href": root + run_page(g.task, g.method, g.budget, g.backbone, r.seed)} for r in g.runs],
     }
@@ -152,22 +194,23 @@ def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root:
 
 def download_rows(g: Group, reported: ReportedIndex) -> dict[str, Any]:
     """The machine-readable twin of a task-page row."""
-    reps = reported.for_group(g, g.primary)
-    rep = reps[0] if reps else None
+    cmp = compare(g, reported)
+    rep = cmp.rep
     out: dict[str, Any] = {"task": g.task, "method": g.method, "budget": g.budget, "backbone": g.backbone,
                            "method_source": g.source, "plugin": g.plugin,
-                           "method_homepage": safe_homepage(g.homepage), "trainable_pct": g.trainable_pct,
-                           "trainable": g.trainable, "n_ok": g.n_ok, "n_diverged": g.n_diverged,
-                           "n_failed": g.n_failed, "primary_metric": g.primary}
+                           "method_homepage": safe_homepage(g.homepage),
+                           "formula_pct": g.formula_pct, "formula": g.formula,
+                           "trainable_pct": g.trainable_pct, "trainable": g.trainable, "n_ok": g.n_ok,
+                           "n_diverged": g.n_diverged, "n_failed": g.n_failed, "primary_metric": g.primary}
     for name, s in sorted(g.metrics.items()):
         out.update({f"{name}_mean": s.mean, f"{name}_std": s.std, f"{name}_median": s.median, f"{name}_n": s.n,
-                    f"{name}_ci_low": s.ci_low, f"{name}_ci_high": s.ci_high})
-    h = g.headline
+                    f"{name}_ci_low": s.ci_low, f"{name}_ci_high": s.ci_high, f"{name}_ci_kind": s.interval})
     out.update({"pre_divergence_mean": g.pre_divergence.mean if g.pre_divergence else None,
                 "reported": rep.value if rep else None, "reported_backbone": rep.backbone if rep else None,
                 "reported_source": f"{rep.paper} {rep.table}: {rep.row}" if rep else None,
-                "delta": (h.value(rep.statistic) - rep.value) if (h and rep) else None,
-                "wall_time_s": g.wall_time_s, "peak_memory_mb": g.peak_memory_mb})
+                "same_setup_as_paper": cmp.same_setup if rep else None,
+                "setup_differences": "; ".join(cmp.differences) if rep else None,
+                "delta": cmp.delta(g), "wall_time_s": g.wall_time_s, "peak_memory_mb": g.peak_memory_mb})
     return out
 
 
@@ -184,37 +227,62 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 # ---- plots --------------------------------------------------------------------------------------------------------
 
-def budget_plot(groups: list[Group], reported: ReportedIndex, root: str) -> Any:
+FORMULA_AXIS = "trainable parameters by the paper's formula (% of the backbone; log scale)"
+
+
+def _series_by_method(points: dict[str, list[plots.Point]], colors: dict[str, int], **kw: Any) -> list[plots.Series]:
+    out = []
+    for name, pts in sorted(points.items()):
+        color, marker = plots.style(colors.get(name, 0))
+        out.append(plots.Series(name, tuple(pts), color=color, marker=marker, **kw))
+    return out
+
+
+def _run_href(g: Group, root: str) -> str | None:
+    first = g.first_ok_seed()
+    return root + run_page(g.task, g.method, g.budget, g.backbone, first.seed) if first else None
+
+
+def budget_plot(groups: list[Group], reported: ReportedIndex, root: str, colors: dict[str, int]) -> Any:
+    """He et al. Figure 5: score against the paper-formula count (the one budgets are solved with), one colour
+    per method; the paper's own points are hollow and link to the paper table they come from."""
     by_method: dict[str, list[plots.Point]] = defaultdict(list)
     rep_points: dict[tuple[str, str], plots.Point] = {}
     for g in groups:
-        h, pct = g.headline, g.trainable_pct
+        h, pct = g.headline, g.formula_pct
         if h is not None and pct is not None and pct > 0:
-            label = f"{g.method} {g.budget} ({g.backbone}): {h.mean:.2f} at {pct:.3g}%"
-            by_method[f"{g.method} ({g.backbone})"].append(plots.Point(pct, h.mean, label))
+            label = (f"{g.method} {g.budget} ({g.backbone}): {h.mean:.2f} at {pct:.3g}% by the paper's formula "
+                     f"(n={h.n}; opens seed {g.first_ok_seed().seed})")  # type: ignore[union-attr]
+            by_method[g.method].append(plots.Point(pct, h.mean, label, _run_href(g, root)))
         for r in reported.for_group(g, g.primary)[:1]:
             if r.params_pct:
                 rep_points[(r.method or "", r.budget or "")] = plots.Point(
-                    r.params_pct, r.value, f"reported {r.method} {r.budget}: {r.value:g} at {r.params_pct}% "
-                                           f"({r.backbone}, {r.table})")
-    series = [plots.Series(name, tuple(pts)) for name, pts in sorted(by_method.items())]
+                    r.params_pct, r.value, f"paper: {r.method} {r.budget}: {r.value:g} at {r.params_pct}% "
+                                           f"({r.backbone}, {r.table})", f"{root}tables.html#{r.table_id}")
+    series = _series_by_method(by_method, colors)
     if rep_points:
-        series.append(plots.Series("reported", tuple(rep_points.values()), line=False, hollow=True))
+        series.append(plots.Series("paper's numbers (its own setup)", tuple(rep_points.values()), line=False,
+                                   hollow=True, color="#555"))
     primary = next((g.primary for g in groups if g.primary), "score")
-    return plots.scatter(series, x_label="trainable parameters (% of backbone)", y_label=str(primary), log_x=True,
+    return plots.scatter(series, x_label=FORMULA_AXIS, y_label=str(primary), log_x=True,
                          title="score against trainable parameters")
 
 
-def pareto_plot(groups: list[Group]) -> Any:
-    pts = [plots.Point(g.wall_time_s, g.headline.mean, f"{g.method} {g.budget} ({g.backbone}): "
-                       f"{g.headline.mean:.2f} in {g.wall_time_s:.1f} s")
-           for g in groups if g.headline is not None and g.wall_time_s and g.wall_time_s > 0]
-    front = plots.pareto_front(pts)
-    series = [plots.Series("configurations", tuple(pts), line=False),
-              plots.Series("Pareto front", tuple(front), line=True, hollow=True)]
+def pareto_plot(groups: list[Group], root: str, colors: dict[str, int]) -> Any:
+    """Cost against score, one colour per method, the Pareto front dashed; each point opens a run."""
+    by_method: dict[str, list[plots.Point]] = defaultdict(list)
+    for g in groups:
+        if g.headline is not None and g.wall_time_s and g.wall_time_s > 0:
+            by_method[g.method].append(plots.Point(
+                g.wall_time_s, g.headline.mean, f"{g.method} {g.budget} ({g.backbone}): {g.headline.mean:.2f} in "
+                                                f"{g.wall_time_s:.1f} s (n={g.headline.n})", _run_href(g, root)))
+    series = _series_by_method(by_method, colors, line=False)
+    front = plots.pareto_front([p for pts in by_method.values() for p in pts])
+    if front:
+        series.append(plots.Series("Pareto front", tuple(front), line=True, hollow=True, color="#555"))
     primary = next((g.primary for g in groups if g.primary), "score")
-    return plots.scatter(series, x_label="wall time per run (s)", y_label=str(primary), log_x=True,
-                         title="Pareto: cost against score")
+    return plots.scatter(series, x_label="mean wall time per run (s, log scale)", y_label=str(primary),
+                         log_x=True, title="Pareto: cost against score")
 
 
 def curve_plot(curve: list[Any], primary: str | None) -> Any:
@@ -238,6 +306,11 @@ def environment() -> Environment:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def _not_comparable(rows: list[dict[str, Any]]) -> list[str]:
+    """The distinct reasons, over rows, why a paper number sits beside a result without a Δ."""
+    return list(dict.fromkeys(d for r in rows for d in r["differences"]))
 
 
 def _coverage(groups: list[Group], planned: set[tuple[str, str, str, int]] | None,
@@ -313,25 +386,34 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
         data_dir = out_dir / "data"
 
         # task pages
+        colors = {m: i for i, m in enumerate(sorted({g.method for g in groups}))}
         task_cards = []
         for task, gs in sorted(by_task.items()):
             primary = next((g.primary for g in gs if g.primary), None)
             other = sorted({m for g in gs for m in g.metrics} - {primary, "loss"})
+            ranks = shared_ranks({g.key: g.headline for g in gs})
             ranked = sorted(gs, key=lambda g: (g.headline is None, -(g.headline.mean if g.headline else 0),
                                                g.method, g.budget, g.backbone))
-            rows = [group_row(g, reported, other, "../") for g in ranked]
+            rows = [group_row(g, reported, other, "../", ranks[g.key]) for g in ranked]
             for r in rows:
                 r["cost"] = costs.get((r["method"], r["budget"], r["backbone"]))
+            title = display_name(task, next((r.config for g in gs for r in g.runs if r.config), None))
             _write(out_dir / task_page(task), env.get_template("task.html.j2").render(
-                root="../", task=task, slug=slug(task), primary=primary, rows=rows, other_metrics=other,
-                missing=missing.get(task, []), budget_plot=budget_plot(gs, reported, "../"),
-                pareto_plot=pareto_plot(gs), **common))
+                root="../", task=task, title=title, slug=slug(task), primary=primary, rows=rows,
+                other_metrics=other, missing=missing.get(task, []), rank_test=RANK_TEST,
+                not_comparable=_not_comparable(rows),
+                budget_plot=budget_plot(gs, reported, "../", colors), formula_axis=FORMULA_AXIS,
+                pareto_plot=pareto_plot(gs, "../", colors), **common))
             dl = [download_rows(g, reported) for g in ranked]
             _write(data_dir / f"{slug(task)}.csv", _csv(dl))
             _write(data_dir / f"{slug(task)}.json", json.dumps(dl, indent=1, default=str))
-            leaders = [group_row(g, reported, [], "") for g in ranked if g.headline is not None][:N_LEADERS]
-            task_cards.append({"name": task, "page": task_page(task), "primary": primary, "leaders": leaders,
+            leaders = [group_row(g, reported, [], "", ranks[g.key]) for g in ranked
+                       if g.headline is not None][:N_LEADERS]
+            task_cards.append({"name": task, "title": title, "page": task_page(task), "primary": primary,
+                               "leaders": leaders, "not_comparable": _not_comparable(leaders),
                                "n_groups": len(gs), "n_runs": sum(len(g.runs) for g in gs)})
+        for c in coverage:
+            c["title"] = next((t["title"] for t in task_cards if t["name"] == c["task"]), c["task"])
 
         # run pages, streamed in batches so 10,000 runs never sit in memory at once
         run_tpl = env.get_template("run.html.j2")
@@ -368,12 +450,14 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
             table_ctx.append({"id": v.table.id, "table": v.table.table, "title": v.table.title,
                               "paper_title": PAPER_TITLES.get(v.table.paper, v.table.paper),
                               "citation": v.table.citation, "columns": v.table.columns, "rows": rows,
-                              "notes": v.notes})
+                              "notes": v.notes, "empty": v.empty, "why_empty": _why_empty(v, set(by_task))})
         _write(out_dir / "tables.html", env.get_template("tables.html.j2").render(root="", tables=table_ctx,
                                                                                   **common))
         render_cost(env, out_dir, perf_dir, common)
         index = out_dir / "index.html"
         _write(index, env.get_template("index.html.j2").render(root="", tasks=task_cards, coverage=coverage,
+                                                               summary=cross_task_summary(groups),
+                                                               rank_test=RANK_TEST,
                                                                problems=problem_runs(s, groups),
                                                                planned=planned_keys is not None, **common))
     engine.dispose()
@@ -412,10 +496,24 @@ def _environment(run: Run) -> str:
     return short(lock) + torch
 
 
+def _why_empty(v: Any, tasks_run: set[str]) -> str:
+    """A word on why a paper table has no reproduced cell: its tasks never ran, or not its methods/budgets."""
+    tasks = list(dict.fromkeys(c.task for c in v.table.columns))
+    absent = [t for t in tasks if t not in tasks_run]
+    if absent:
+        return (f"no run of {', '.join(absent)} has been ingested: the grids run so far did not include "
+                f"{'this task' if len(absent) == 1 else 'these tasks'} (the paper grid, config/config.yaml, does)")
+    return "its tasks ran, but none of its rows' methods at its budgets"
+
+
 def _cell_ctx(c: Any) -> dict[str, Any]:
     if c is None:
         return {"reproduced": "", "reported": "", "delta": "", "delta_class": "", "missing": False, "title": ""}
+    title = f"{c.task} {c.metric}; paper backbone {c.backbone}"
+    if c.reproduced_backbone:
+        title += f"; reproduced on {c.reproduced_backbone}"
+    if c.setup_differs:
+        title += "; not the paper's setup, so no Δ: " + "; ".join(c.differences)
     return {"reproduced": c.text(), "reported": c.reported_text(), "delta": c.delta_text(),
-            "delta_class": _delta_class(c.delta), "missing": c.missing,
-            "title": f"{c.task} {c.metric}; paper backbone {c.backbone}"
-                     + (f"; reproduced on {c.reproduced_backbone}" if c.reproduced_backbone else "")}
+            "delta_class": _delta_class(c.delta), "missing": c.missing, "setup_differs": c.setup_differs,
+            "title": title}

@@ -21,11 +21,13 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
                 source: str = "petl-bench 0.1.0", extra_metrics: dict[str, float] | None = None,
                 wall_time_s: float = 12.0, peak_memory_mb: float = 500.0, trainable_pct: float | None = None,
                 steps: int = 100, plugin: bool | None = None, homepage: str | None = None,
-                init: str = "pretrained") -> dict[str, Any]:
+                init: str = "pretrained", options: dict[str, Any] | None = None,
+                max_steps: int | None = None) -> dict[str, Any]:
     """A record as benchmark/train.py writes it; `value` is the headline metric (None for a failed run).
 
     `plugin` defaults to what benchmark.registry.provenance would say for `source` (a distribution other than
-    petl-bench, and not a config-defined method); `init` "backbone:<name>" makes a swapped-backbone baseline."""
+    petl-bench, and not a config-defined method); `init` "backbone:<name>" makes a swapped-backbone baseline;
+    `options` are the task instance's options, `max_steps` the configured training length (default `steps`)."""
     key = {"task": task, "method": method, "budget": budget, "seed": seed}
     pct = trainable_pct if trainable_pct is not None else PCT.get(budget, 1.0)
     backbone_n = 1_000_000
@@ -49,9 +51,10 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
         "diverged_at_step": steps if status == "diverged" else None,
         "metrics": metrics, "primary_metric": metric, "eval_split": "held-out",
         "config": {"key": key, "seed": seed, "budget": budget, "threads": 1,
-                   "task": {"name": task, "task": task, "backbone": backbone, "version": "1", "options": {}},
+                   "task": {"name": task, "task": task, "backbone": backbone, "version": "1",
+                            "options": options or {}},
                    "method": {k: v for k, v in method_block.items() if k != "sizes"},
-                   "train": {"max_steps": steps, "learning_rate": 1e-3, "batch_size": 16}},
+                   "train": {"max_steps": max_steps or steps, "learning_rate": 1e-3, "batch_size": 16}},
         "method": method_block,
         "params": {"trainable": int(backbone_n * pct / 100), "total": backbone_n + 1000, "backbone": backbone_n,
                    "trainable_pct": pct, "formula": int(backbone_n * pct / 100), "trainable_tensors": ["x.weight"]},
@@ -77,8 +80,9 @@ def write_record(runs_dir: Path, record: dict[str, Any], log: str | None = None)
 
 
 def demo_board(runs: Path) -> None:
-    """A small board: two tasks, several methods and budgets, a plugin, a diverged and a failed run, and a
-    method whose name is an HTML injection attempt."""
+    """A small board: four tasks, several methods and budgets, a plugin, a diverged and a failed run, a method
+    whose name is an HTML injection attempt, one configuration in the paper's setup (fpt on GPT-2 at the recipe's
+    length: it gets a Δ) and an offline task instance with fewer bits than the paper's."""
     for seed in (1, 2, 3):
         write_record(runs, make_record("bit-xor", "fpt", seed=seed, value=95 + seed, backbone="minilm-l6",
                                        wall_time_s=30 + seed), log=f"step 1\nfinal accuracy {95 + seed}\n")
@@ -92,6 +96,11 @@ def demo_board(runs: Path) -> None:
                                    source=f"evil {EVIL}", homepage=EVIL_HOMEPAGE))
     write_record(runs, make_record("bit-xor", "full", seed=1, status="diverged", value=50.0, backbone="minilm-l6"))
     write_record(runs, make_record("bit-xor", "full", seed=2, status="failed", value=None, backbone="minilm-l6"))
+    for seed in (1, 2):
+        write_record(runs, make_record("listops", "fpt", seed=seed, value=37.0 + seed, backbone="gpt2",
+                                       max_steps=20000, wall_time_s=300.0 + seed))
+        write_record(runs, make_record("bit-memory", "fpt", seed=seed, value=80.0 + seed, backbone="minilm-l6",
+                                       options={"n_bits": 20, "token_dim": 10}))
 
 
 def write_grid(runs_dir: Path, n: int, *, tasks: int = 5, seeds: int = 5, rng_seed: int = 0) -> list[Path]:

@@ -1,8 +1,9 @@
 """Paper-style tables: for each table of both papers, the reproduced value ± spread beside the reported one and Δ.
 
 One model (`TableView`) feeds every output — Markdown, LaTeX (booktabs), CSV, JSON and the HTML page — so they
-can never disagree. A cell is `missing` when no run finished; † marks divergence; ‡ marks a reproduction on a
-different backbone from the paper's (e.g. MiniLM where the paper used GPT-2).
+can never disagree. A cell is `missing` when no run finished; † marks divergence; ‡ marks a reproduction whose
+setup differs from the paper's (backbone, task options or training length; see leaderboard.comparable): such a
+cell gets no Δ, since the difference would compare unlike things.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from leaderboard.aggregate import Group, Summary, fmt
+from leaderboard.comparable import setup_differences
 from leaderboard.papers import PaperTable, load_tables
 
 PAPER_TITLES = {"he2022": "He et al. 2022", "lu2021": "Lu et al. 2021 (FPT)"}
@@ -35,6 +37,7 @@ class Cell:
     pre_divergence: float | None = None
     n_diverged: int = 0
     n_failed: int = 0
+    differences: list[str] = field(default_factory=list)  # from the paper's setup; non-empty: no Δ
 
     @property
     def value(self) -> float | None:
@@ -47,12 +50,13 @@ class Cell:
         return self.value is None
 
     @property
-    def backbone_differs(self) -> bool:
-        return self.reproduced_backbone is not None and self.reproduced_backbone != self.backbone
+    def setup_differs(self) -> bool:
+        return self.reproduced_backbone is not None and bool(self.differences)
 
     @property
     def delta(self) -> float | None:
-        return None if self.value is None else self.value - self.reported
+        """Reproduced − reported, only like with like."""
+        return None if self.value is None or self.setup_differs else self.value - self.reported
 
     def text(self, pm: str = "±", dag: str = "†", ddag: str = "‡") -> str:
         """'98.40 ± 0.50 (n=5)‡', '61.2† (diverged)', '3 failed' or 'missing'."""
@@ -70,7 +74,7 @@ class Cell:
             return MISSING
         if self.n_failed:
             out += f" +{self.n_failed} failed"
-        return out + (ddag if self.backbone_differs else "")
+        return out + (ddag if self.setup_differs else "")
 
     def reported_text(self, dag: str = "†") -> str:
         return f"{self.reported:g}" + (dag if self.reported_flag else "")
@@ -96,13 +100,18 @@ class TableView:
     rows: list[RowView]
 
     @property
+    def empty(self) -> bool:
+        """No cell has a run behind it (finished or not)."""
+        return all(c is None or c.reproduced_backbone is None for r in self.rows for c in r.cells)
+
+    @property
     def notes(self) -> list[str]:
-        """Footnotes: where the backbone differs, and row notes from the data file."""
+        """Footnotes: how setups differ from the paper's (hence no Δ), and row notes from the data file."""
         out = []
-        pairs = sorted({(c.reproduced_backbone, c.backbone) for r in self.rows for c in r.cells
-                        if c is not None and c.backbone_differs})
-        for mine, theirs in pairs:
-            out.append(f"‡ reproduced on {mine} (paper: {theirs})")
+        reasons = list(dict.fromkeys("; ".join(c.differences) for r in self.rows for c in r.cells
+                                     if c is not None and c.setup_differs))
+        for reason in reasons:
+            out.append(f"‡ not the paper's setup, so no Δ: {reason}")
         for r in self.rows:
             if r.note:
                 out.append(f"{r.row}: {r.note}")
@@ -130,6 +139,7 @@ def fill_cell(cell: Cell, g: Group | None) -> Cell:
     if g is None:
         return cell
     cell.reproduced_backbone = g.backbone
+    cell.differences = setup_differences([r.config for r in g.runs], g.backbone, cell.backbone)
     cell.reproduced = g.metrics.get(cell.metric)
     cell.n_diverged, cell.n_failed = g.n_diverged, g.n_failed
     if cell.reproduced is None and cell.metric == g.primary and g.pre_divergence is not None:
@@ -178,8 +188,8 @@ def to_markdown(v: TableView) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     stat = "median" if t.statistic == "median" else "mean"
-    lines.append(f"Reproduced: {stat} ± sample std over finished seeds (n); Δ = reproduced − reported; "
-                 f"{MISSING} = no finished run; † diverged.")
+    lines.append(f"Reproduced: {stat} ± sample std over finished seeds (n); Δ = reproduced − reported, only "
+                 f"where the setup is the paper's; {MISSING} = no finished run; † diverged; ‡ other setup.")
     lines += [f"{n}" for n in v.notes]
     lines += ["", f"Source: {t.citation}.", ""]
     return "\n".join(x if x else "" for x in lines)
@@ -217,7 +227,8 @@ def to_latex(v: TableView) -> str:
     notes = "; ".join(v.notes)
     stat = "median" if t.statistic == "median" else "mean"
     caption = (f"{t.title}. Reproduced: {stat} $\\pm$ sample std over finished seeds (n); Rep.: reported; "
-               f"$\\Delta$ = reproduced $-$ reported; {MISSING}: no finished run; \\dag{{}} diverged."
+               f"$\\Delta$ = reproduced $-$ reported, only where the setup is the paper's; {MISSING}: no finished run; "
+               f"\\dag{{}} diverged; \\ddag{{}} other setup."
                + (f" {tex(notes)}." if notes else "") + f" Source: {tex(t.citation)}.")
     out += [f"\\caption{{{caption}}}", f"\\label{{tab:{t.id}}}", r"\end{table}", ""]
     return "\n".join(out)
@@ -239,6 +250,8 @@ def records(v: TableView) -> list[dict[str, Any]]:
                         "std": s.std if s else None, "n": s.n if s else 0,
                         "ci_low": s.ci_low if s else None, "ci_high": s.ci_high if s else None,
                         "n_diverged": c.n_diverged, "n_failed": c.n_failed, "delta": c.delta,
+                        "same_setup_as_paper": None if c.reproduced_backbone is None else not c.differences,
+                        "setup_differences": "; ".join(c.differences) or None,
                         "citation": v.table.citation})
     return out
 

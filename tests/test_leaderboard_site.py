@@ -56,7 +56,7 @@ class Links(HTMLParser):
 def test_pages_exist(site: Path) -> None:
     names = {p.relative_to(site).as_posix() for p in html_files(site)}
     assert {"index.html", "tables.html", "tasks/bit-xor.html", "tasks/sst2.html"} <= names
-    assert sum(n.startswith("runs/") for n in names) == 3 * 4 + 4
+    assert sum(n.startswith("runs/") for n in names) == 3 * 4 + 4 + 4
     assert (site.parent / "tables" / "he2022-table6.tex").is_file()
     assert (site.parent / "tables" / "lu2021-table1.md").is_file()
 
@@ -89,20 +89,35 @@ def test_every_internal_link_resolves(site: Path) -> None:
 
 def test_task_page_columns_and_marks(site: Path) -> None:
     text = (site / "tasks" / "bit-xor.html").read_text()
-    for header in ("method", "budget", "trainable %", "accuracy", "reported", "Δ", "wall time (s)",
-                   "peak memory (MB)"):
+    for header in ("method", "budget", "params % (paper formula)", "all trainable %", "accuracy", "95% interval",
+                   "paper, same setup", "Δ", "paper, other setup", "wall time (s)", "peak memory (MB)"):
         assert f">{header}</th>" in text
     assert "97.00 ± 1.00 (n=3)" in text  # fpt: 96, 97, 98
     assert 'class="badge plugin"' in text and "petl-ia3 0.2.0" in text
     assert "1 diverged†" in text and "1 failed" in text
-    # FPT on bit-xor is reported as 100 on GPT-2: the reproduction on MiniLM is marked ‡
-    assert re.search(r"100‡ \[mean\]", text) and "-3.00‡" in text
+    # FPT on bit-xor is reported as 100 on GPT-2 at 2000+ steps: MiniLM at 100 steps gets no Δ, only the
+    # paper's number in its own column with the reasons
+    fpt = re.search(r"<tr><td[^>]*>[^<]*</td><td class=\"name\">fpt</td>(.*?)</tr>", text, re.S)
+    assert fpt is not None
+    assert 'class="num other-setup" data-v="100.0"' in fpt.group(1) and "-3.00" not in fpt.group(1)
+    assert "backbone minilm-l6 (paper gpt2); max_steps 100 (paper recipe 2000)" in text
+    assert "‡" not in text and "[mean]" not in text
     assert text.count("<svg") == 2
+
+
+def test_same_setup_gets_a_delta_and_offline_instances_are_named(site: Path) -> None:
+    listops = (site / "tasks" / "listops.html").read_text()  # fpt on GPT-2, 20000 steps, paper options
+    assert 'data-v="38.0" title=' in listops and "+0.50" in listops  # mean 38.5 − 38 (ablation table)
+    memory = (site / "tasks" / "bit-memory.html").read_text()
+    assert "<h1>bit-memory (n_bits 20, token_dim 10)</h1>" in memory
+    assert "offline stand-in" in memory
+    index = (site / "index.html").read_text()
+    assert "bit-memory (n_bits 20, token_dim 10)</a>" in index
 
 
 def test_coverage_counts_missing_from_the_planned_grid(site: Path) -> None:
     text = (site / "index.html").read_text()
-    row = re.search(r"bit-xor</a></td>(.*?)</tr>", text, re.S)
+    row = re.search(r">bit-xor</a></td>(.*?)</tr>", text, re.S)
     assert row is not None
     nums = re.findall(r'class="num st-\w+">(?:<a href="#problem-runs">)?(\w+|—)(?:</a>)?</td>', row.group(1))
     assert nums == ["11", "1", "1", "1"]  # ok, diverged, failed, missing (fpt seed 4)
@@ -115,6 +130,7 @@ def test_downloads(site: Path) -> None:
     data = json.loads((site / "data" / "bit-xor.json").read_text())
     fpt = next(r for r in data if r["method"] == "fpt")
     assert fpt["accuracy_mean"] == 97.0 and fpt["accuracy_n"] == 3 and fpt["reported"] == 100.0
+    assert fpt["delta"] is None and fpt["same_setup_as_paper"] is False and fpt["accuracy_ci_kind"] == "t"
     assert json.loads((site / "data" / "he2022-table2.json").read_text())[0]["statistic"] == "median"
 
 

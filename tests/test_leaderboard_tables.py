@@ -35,19 +35,19 @@ EXPECTED_MD = """\
 
 | Row | Method / budget | Params | XOR reproduced | XOR reported | XOR Δ | ListOps reproduced | ListOps reported | ListOps Δ |
 |---|---|---|---:|---:|---:|---:|---:|---:|
-| FPT | fpt / default |  | 99.00 ± 1.00 (n=3)‡ | 100 | -1.00 | missing | 38.4 |  |
+| FPT | fpt / default |  | 99.00 ± 1.00 (n=3)‡ | 100 |  | missing | 38.4 |  |
 | Full | full / default |  | 70.00† (n=1) | 99.5† | -29.50 |  |  |  |
 | Quoted | not mapped |  | missing | 50 |  | missing | 17.1 |  |
 
-Reproduced: mean ± sample std over finished seeds (n); Δ = reproduced − reported; missing = no finished run; † diverged.
-‡ reproduced on minilm-l6 (paper: gpt2)
+Reproduced: mean ± sample std over finished seeds (n); Δ = reproduced − reported, only where the setup is the paper's; missing = no finished run; † diverged; ‡ other setup.
+‡ not the paper's setup, so no Δ: backbone minilm-l6 (paper gpt2); max_steps 100 (paper recipe 2000)
 Quoted: quoted from elsewhere
 
 Source: Toy et al. 2099.
 """
 
 EXPECTED_TEX_ROWS = r"""
-FPT & fpt / default &  & 99.00 $\pm$ 1.00 (n=3)\ddag{} & 100 & -1.00 & missing & 38.4 &  \\
+FPT & fpt / default &  & 99.00 $\pm$ 1.00 (n=3)\ddag{} & 100 &  & missing & 38.4 &  \\
 Full & full / default &  & 70.00\dag{} (n=1) & 99.5\dag{} & -29.50 &  &  &  \\
 Quoted & not mapped &  & missing & 50 &  & missing & 17.1 &  \\
 \bottomrule
@@ -62,7 +62,8 @@ def toy_views(tmp_path_factory: pytest.TempPathFactory) -> list[tables.TableView
     runs = tmp / "runs"
     for seed, value in ((1, 98.0), (2, 99.0), (3, 100.0)):
         write_record(runs, make_record("bit-xor", "fpt", seed=seed, value=value, backbone="minilm-l6"))
-    write_record(runs, make_record("bit-xor", "full", seed=1, status="diverged", value=70.0, backbone="gpt2"))
+    write_record(runs, make_record("bit-xor", "full", seed=1, status="diverged", value=70.0, backbone="gpt2",
+                                   max_steps=2000))  # the paper's backbone, task options and recipe length
     url = f"sqlite:///{tmp / 'db.sqlite'}"
     ingest(runs, url)
     with Session(engine_for(url)) as s:
@@ -78,7 +79,7 @@ def test_latex_is_booktabs_and_matches_expected(toy_views: list[tables.TableView
     tex = tables.to_latex(toy_views[0])
     assert r"\toprule" in tex and r"\midrule" in tex and r"\cmidrule(lr){4-6}\cmidrule(lr){7-9}" in tex
     assert EXPECTED_TEX_ROWS in tex
-    assert r"\ddag{} reproduced on minilm-l6 (paper: gpt2)" in tex
+    assert r"\ddag{} not the paper's setup, so no $\Delta$: backbone minilm-l6 (paper gpt2)" in tex
 
 
 def test_latex_escapes_specials() -> None:
@@ -141,9 +142,11 @@ def test_swapped_backbone_baselines_compare_against_the_papers_backbone(tmp_path
     runs = tmp_path / "runs"
     for seed in (1, 2):
         write_record(runs, make_record("bit-xor", "lstm", seed=seed, value=50.0 + seed, backbone="gpt2",
-                                       init="backbone:lstm"))
-    write_record(runs, make_record("bit-xor", "vit-init", value=99.0, backbone="gpt2", init="backbone:vit-base"))
-    write_record(runs, make_record("listops", "lstm", value=17.0, backbone="tiny-gpt2", init="backbone:tiny-lstm"))
+                                       init="backbone:lstm", max_steps=2000))
+    write_record(runs, make_record("bit-xor", "vit-init", value=99.0, backbone="gpt2", init="backbone:vit-base",
+                                   max_steps=2000))
+    write_record(runs, make_record("listops", "lstm", value=17.0, backbone="tiny-gpt2", init="backbone:tiny-lstm",
+                                   max_steps=2000))
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     ingest(runs, url)
     with Session(engine_for(url)) as s:
@@ -156,8 +159,9 @@ def test_swapped_backbone_baselines_compare_against_the_papers_backbone(tmp_path
     xor, listops = lstm.cells[1], lstm.cells[2]  # columns: Memory, XOR, ListOps, …
     assert (xor.reproduced_backbone, xor.text()) == ("lstm", "51.50 ± 0.71 (n=2)")
     assert listops.text() == "17.00 (n=1)‡"
-    assert views["lu2021-table1"].notes[0] == "‡ reproduced on tiny-lstm (paper: lstm)"
+    assert views["lu2021-table1"].notes[0] == "‡ not the paper's setup, so no Δ: backbone tiny-lstm (paper lstm)"
+    assert listops.delta is None and xor.delta == pytest.approx(51.5 - xor.reported)
     vit = next(r for r in views["lu2021-modality"].rows if r.method == "vit-init")
-    assert vit.cells[1].text() == "99.00 (n=1)" and not vit.cells[1].backbone_differs
+    assert vit.cells[1].text() == "99.00 (n=1)" and not vit.cells[1].setup_differs
     row = group_row(next(g for g in groups if g.key == ("bit-xor", "lstm", "default", "lstm")), reported, [], "")
-    assert (row["reported"], row["delta"]) == ("50.1 [mean]", "+1.40")
+    assert (row["reported"], row["delta"], row["paper_other"]) == ("50.1", "+1.40", "—")
