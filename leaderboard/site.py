@@ -31,6 +31,7 @@ from leaderboard.tables import PAPER_TITLES, build_views, write_tables
 
 N_LEADERS = 3
 RUN_BATCH = 500
+NBSP = "\u00a0"  # keeps '97.00 ± 1.00' on one line while '(n=3)' may wrap below it
 ERROR_CHARS = 200  # of a failed run's error on the overview; the run page has all of it
 
 
@@ -156,7 +157,7 @@ def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root:
     elif h is None:
         score, score_v = ("failed" if g.n_failed else "—"), None
     else:
-        score, score_v = fmt_summary(h), h.mean
+        score, score_v = fmt_summary(h).replace(" ± ", NBSP + "±" + NBSP), h.mean
     pct, fpct = g.trainable_pct, g.formula_pct
     statuses = [(st, n) for st in ("ok", "diverged", "failed") if (n := g.count(st))]
     others = {}
@@ -174,7 +175,7 @@ def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root:
         "fpct": fmt(fpct, 4) if fpct is not None else "—", "fpct_v": _num(fpct),
         "score": score, "score_v": _num(score_v),
         "median": fmt(h.median) if h else "—", "median_v": h.median if h else "",
-        "ci": fmt_interval(h), "ci_v": _num(h.ci_low if h else None), "statuses": statuses,
+        "ci": fmt_interval(h).replace(", ", "," + NBSP), "ci_v": _num(h.ci_low if h else None), "statuses": statuses,
         "others": others,
         "reported": rep_text if cmp.same_setup else "—", "reported_v": rep.value if cmp.same_setup else "",
         "paper_other": rep_text if (rep and not cmp.same_setup) else "—",

@@ -82,7 +82,7 @@ def write_record(runs_dir: Path, record: dict[str, Any], log: str | None = None)
 def demo_board(runs: Path) -> None:
     """A small board: four tasks, several methods and budgets, a plugin, a diverged and a failed run, a method
     whose name is an HTML injection attempt, one configuration in the paper's setup (fpt on GPT-2 at the recipe's
-    length: it gets a Δ) and an offline task instance with fewer bits than the paper's."""
+    length: it gets a Δ) and an offline task instance with fewer bits than the paper's, where two methods' intervals overlap."""
     for seed in (1, 2, 3):
         write_record(runs, make_record("bit-xor", "fpt", seed=seed, value=95 + seed, backbone="minilm-l6",
                                        wall_time_s=30 + seed), log=f"step 1\nfinal accuracy {95 + seed}\n")
@@ -101,6 +101,8 @@ def demo_board(runs: Path) -> None:
                                        max_steps=20000, wall_time_s=300.0 + seed))
         write_record(runs, make_record("bit-memory", "fpt", seed=seed, value=80.0 + seed, backbone="minilm-l6",
                                        options={"n_bits": 20, "token_dim": 10}))
+        write_record(runs, make_record("bit-memory", "lora", "0.5pct", seed, value=79.5 + 2 * seed,
+                                       backbone="minilm-l6", options={"n_bits": 20, "token_dim": 10}))
 
 
 def write_grid(runs_dir: Path, n: int, *, tasks: int = 5, seeds: int = 5, rng_seed: int = 0) -> list[Path]:

@@ -54,6 +54,10 @@ def open_page(browser, path: Path):  # type: ignore[no-untyped-def]
     return page, problems
 
 
+# absolute hrefs of HTML and SVG links alike (an SVG <a>'s .href is an SVGAnimatedString, not a URL)
+ABS_HREFS = "as => as.map(a => new URL(a.getAttribute('href'), document.baseURI).href)"
+
+
 def column_values(page, col: int) -> list[str]:  # type: ignore[no-untyped-def]
     return page.eval_on_selector_all(
         "#runs-table tbody tr", f"rows => rows.map(r => r.cells[{col}].getAttribute('data-v') ?? r.cells[{col}].textContent)")
@@ -71,18 +75,105 @@ def test_header_click_sorts_rows(site: Path, browser) -> None:  # type: ignore[n
     page, problems = open_page(browser, site / "tasks" / "bit-xor.html")
     header = page.locator("#runs-table thead th", has_text="accuracy").first
     col = page.locator("#runs-table thead th").all_inner_texts().index(header.inner_text())
+    header.click()  # a score: best first
+    desc = [float(v) for v in column_values(page, col) if v not in ("", None)]
+    assert desc == sorted(desc, reverse=True) and len(desc) >= 4
+    assert header.get_attribute("aria-sort") == "descending"
     header.click()
     asc = [float(v) for v in column_values(page, col) if v not in ("", None)]
-    assert asc == sorted(asc) and len(asc) >= 4
-    assert header.get_attribute("aria-sort") == "ascending"
-    header.click()
-    desc = [float(v) for v in column_values(page, col) if v not in ("", None)]
-    assert desc == sorted(desc, reverse=True)
+    assert asc == sorted(asc)
     methods = page.locator("#runs-table thead th", has_text="method").first
     methods.click()
-    names = page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => r.cells[0].textContent.trim())")
+    names = page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => r.cells[1].textContent.trim())")
     assert names == sorted(names, key=str.lower)
     assert problems == []
+
+
+def test_every_numeric_column_sorts_numerically_blanks_last(site: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    """Each numeric header: first click descending for scores (data-first=desc), else ascending; numbers in
+    order by value (not as text), and blanks ('—') at the bottom in both directions."""
+    page, problems = open_page(browser, site / "tasks" / "bit-xor.html")
+    heads = page.locator("#runs-table thead th")
+    checked = 0
+    for i in range(heads.count()):
+        th = heads.nth(i)
+        if "num" not in (th.get_attribute("class") or ""):
+            continue
+        scores = th.get_attribute("data-first") == "desc"
+        for click, expect in ((1, "descending" if scores else "ascending"), (2, "ascending" if scores else "descending")):
+            th.click()
+            assert th.get_attribute("aria-sort") == expect, (th.inner_text(), click)
+            vals = column_values(page, i)
+            blank = [v in ("", "—", None) for v in vals]
+            assert blank == sorted(blank), (th.inner_text(), vals)  # blanks only at the end
+            nums = [float(v) for v, b in zip(vals, blank) if not b]
+            assert nums == sorted(nums, reverse=expect == "descending"), (th.inner_text(), nums)
+        checked += 1
+    assert checked >= 10  # rank, both %, score, median, interval, paper ×2, Δ, wall, memory
+    assert problems == []
+
+
+def test_no_delta_where_setups_differ(site: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    page, problems = open_page(browser, site / "tasks" / "bit-xor.html")
+    heads = page.locator("#runs-table thead th").all_inner_texts()
+    d, same, other = heads.index("Δ"), heads.index("paper, same setup"), heads.index("paper, other setup")
+    row = page.locator("#runs-table tbody tr", has=page.locator("td.name", has_text="fpt")).first
+    cells = row.locator("td")
+    assert cells.nth(d).inner_text() == "—" and cells.nth(same).inner_text() == "—"
+    assert "delta-" not in (cells.nth(d).get_attribute("class") or "")
+    assert cells.nth(other).inner_text() == "100"
+    assert "backbone minilm-l6 (paper gpt2)" in (cells.nth(other).get_attribute("title") or "")
+    page.goto((site / "tasks" / "listops.html").as_uri())  # fpt on GPT-2 at the recipe's length: a Δ
+    row = page.locator("#runs-table tbody tr").first
+    assert row.locator("td").nth(d).inner_text() == "+0.50"
+    assert "delta-pos" in (row.locator("td").nth(d).get_attribute("class") or "")
+    page.goto((site / "index.html").as_uri())
+    assert "bit-memory (n_bits 20, token_dim 10)" in page.locator("h3").all_inner_texts()[0] + "".join(
+        page.locator("h3").all_inner_texts())
+    assert problems == []
+
+
+def test_shared_ranks_where_intervals_overlap(site: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    page, problems = open_page(browser, site / "tasks" / "bit-memory.html")
+    ranks = page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => [r.cells[1].textContent.trim(), r.cells[0].textContent.trim()])")
+    assert sorted(ranks) == [["fpt", "1"], ["lora", "1"]]  # 81/82 and 81.5/83.5 overlap: a shared rank 1
+    assert "do not overlap" in page.locator("#runs-table thead th").first.get_attribute("title")
+    page.goto((site / "tasks" / "bit-xor.html").as_uri())
+    ranks = dict(page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => [r.cells[1].textContent.trim() + ' ' + r.cells[2].textContent.trim(), r.cells[0].textContent.trim()])"))
+    ia3 = next(v for k, v in ranks.items() if k.startswith("ia3"))  # one seed: no interval, not ranked
+    assert (ranks["fpt default"], ranks["lora r64"], ranks["lora r8"], ia3) == ("1", "2", "3", "—")
+    assert problems == []
+
+
+def test_plots_have_ticks_and_linked_points(site: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    checked = 0
+    for task_page in sorted((site / "tasks").glob("*.html")):
+        page, problems = open_page(browser, task_page)
+        for svg in page.locator("svg.plot").all():
+            if svg.locator("a.point").count() == 0:
+                continue
+            xt, yt = svg.locator("text.xtick").all_inner_texts(), svg.locator("text.ytick").all_inner_texts()
+            assert len(xt) >= 2 and len(yt) >= 2, (task_page.name, xt, yt)
+            for href in svg.locator("a.point").evaluate_all(ABS_HREFS):
+                parts = urlsplit(href)
+                assert Path(unquote(parts.path)).is_file(), (task_page.name, href)
+            checked += 1
+        assert problems == []
+        page.close()
+    assert checked >= 6
+
+
+def test_nothing_wider_than_the_viewport(site: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    for rel in ("index.html", "tasks/bit-xor.html", "tables.html"):
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto((site / rel).as_uri(), wait_until="load")
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        widest = page.evaluate("""() => { let w = 0, who = '';
+            for (const e of document.querySelectorAll('body *')) { const r = e.getBoundingClientRect();
+              if (r.right > w) { w = r.right; who = e.tagName + '#' + e.id + '.' + e.className; } }
+            return [w, who, document.documentElement.scrollWidth]; }""")
+        assert widest[0] <= 1400 and widest[2] <= 1400, (rel, widest)
+        page.close()
 
 
 def test_filter_hides_rows(site: Path, browser) -> None:  # type: ignore[no-untyped-def]
@@ -118,7 +209,7 @@ def test_every_internal_link_resolves(site: Path, browser) -> None:  # type: ign
         assert problems == [], (path, problems)
         external = page.eval_on_selector_all('a[href][rel~="external"]', "as => as.map(a => a.href)")
         assert all(urlsplit(h).scheme in ("http", "https") for h in external), (path, external)
-        hrefs = page.eval_on_selector_all('a[href]:not([rel~="external"])', "as => as.map(a => a.href)")
+        hrefs = page.eval_on_selector_all('a[href]:not([rel~="external"])', ABS_HREFS)
         ids = set(page.eval_on_selector_all("[id]", "es => es.map(e => e.id)"))
         for href in hrefs:
             parts = urlsplit(href)
