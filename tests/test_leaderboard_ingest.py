@@ -215,3 +215,15 @@ def test_a_run_whose_key_changed_is_replaced_not_duplicated(tmp_path: Path) -> N
     ingest(runs, f"sqlite:///{db}")
     assert _rows(db, "SELECT backbone FROM runs") == [("lstm",)]
     assert len(_rows(db, "SELECT * FROM metrics")) == 2 and len(_rows(db, "SELECT * FROM provenance")) == 1
+
+
+def test_log_tail_reads_like_a_terminal() -> None:
+    """A log with tqdm redraws and ANSI codes (as Snakemake runs wrote them) shows one readable line per event."""
+    from leaderboard.ingest import readable_lines
+
+    noisy = ("\r  0%|          | 0/100 [00:00<?, ?it/s]\r 50%|#####     | 50/100\r100%|##########| 100/100\n"
+             "2026-01-01 INFO step 30/100 eval: accuracy=91.5\n"
+             "\r 75%|\x1b[A###  | 3/4\x1b[A\r                \r\x1b[A\n\n"
+             "2026-01-01 INFO done\n")
+    assert readable_lines(noisy) == ["100%|##########| 100/100", "2026-01-01 INFO step 30/100 eval: accuracy=91.5",
+                                     " 75%|###  | 3/4", "2026-01-01 INFO done"]

@@ -94,13 +94,32 @@ def test_failed_run_leaves_log_and_no_record(tmp_path, monkeypatch, capsys) -> N
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(BitXor, "data", boom)
     out = tmp_path / "run"
-    with pytest.raises(RuntimeError):
-        main(["train", "--task", "bit-xor", "--method", "fpt", "--backbone", "tiny-bert", "--out", str(out)])
-    assert "disk on fire" in (out / "run.log").read_text()
+    assert main(["train", "--task", "bit-xor", "--method", "fpt", "--backbone", "tiny-bert", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"petl-bench train: failed: RuntimeError: disk on fire (traceback in {out / 'run.log'})\n"
+    text = (out / "run.log").read_text()
+    assert "disk on fire" in text and text.count("Traceback") == 1
     assert not (out / "record.json").exists() and not list(out.glob(".record-*"))
     failed = read_record(out / "failed.json")
     assert failed["status"] == "failed" and "RuntimeError: disk on fire" in failed["error"]
     assert "boom" in failed["error_tail"] and failed["key"]["method"] == "fpt"
+
+
+def test_run_log_is_one_line_per_event_with_eval_metrics(tmp_path, capsys) -> None:
+    """Not at a terminal (as under Snakemake): no progress-bar carriage returns or ANSI codes, no line twice,
+    and every evaluation's metrics in the log."""
+    out = tmp_path / "run"
+    assert main(["train", "--task", "bit-xor", "--method", "fpt", "--backbone", "tiny-bert", "--set", "max_steps=4",
+                 "--set", "eval_steps=2", "--set", "log_steps=2", "--out", str(out)]) == 0
+    text = (out / "run.log").read_text()
+    assert "\r" not in text and "\x1b[" not in text
+    lines = [line.split(" ", 2)[2] for line in text.splitlines()]  # without the timestamp
+    assert len(lines) == len(set(lines)), text
+    evals = [line for line in lines if " eval: " in line]
+    assert any("step 2/4 eval: " in e and "accuracy=" in e for e in evals), text
+    assert any("step 4/4 eval: " in e for e in evals) and any("step 4/4 final eval: " in e for e in lines), text
+    assert any(" train: loss=" in line for line in lines) and any("training done: train_loss=" in line for line in lines)
+    assert capsys.readouterr().err == ""  # nothing on stderr but a terminal's progress bars
 
 
 def test_divergence_is_recorded(tmp_path) -> None:

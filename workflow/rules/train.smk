@@ -1,6 +1,8 @@
 # One training job per (task, method, budget, seed). The resolved spec travels as JSON, so a
 # change to the config that affects a run re-triggers it (Snakemake's params rerun trigger).
 # Memory and runtime grow with each retry (`attempt`); GPU ids are claimed per job (benchmark.devices).
+# run.log gets one line per event (progress bars only on a terminal); a failure's one-line reason is also
+# echoed to the console.
 
 JOB_DEFAULTS = {"mem_mb": 16000, "runtime": 720}
 
@@ -40,4 +42,6 @@ rule train:
         gpus=gpu_ids_arg(),
     shell:
         "petl-bench train --task {wildcards.task} --spec {params.spec:q} --out {params.out} "
-        "--log {log} {params.data} {params.gpus} > /dev/null 2>> {log}"
+        "--log {log} {params.data} {params.gpus} > /dev/null 2>> {log} "
+        # a failed job's reason, one line, on the console (the run's last log line: the CLI writes it so)
+        "|| {{ echo \"train {wildcards.task}/{wildcards.method}/{wildcards.budget}/{wildcards.seed}: $(tail -n 1 {log})\" >&2; exit 1; }}"
