@@ -9,6 +9,8 @@ if not workflow.overwrite_configfiles:
 
 CFG = load_config(config)  # validates against benchmark/schemas/config.schema.yaml; errors name the key
 
+report: "workflow/report/workflow.rst"
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
@@ -19,7 +21,7 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        f"{RESULTS}/leaderboard/index.html",
+        f"{RESULTS}/leaderboard",
 
 
 # With --keep-going a failed run blocks the ingest rule, but the leaderboard must still show what

@@ -236,7 +236,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from leaderboard.site import render_site
 
     index = render_site(args.db_url or f"sqlite:///{args.db}", Path(args.out),
-                        planned=Path(args.planned) if args.planned else None, perf_dir=Path(args.perf))
+                        planned=Path(args.planned) if args.planned else None, perf_dir=Path(args.perf),
+                        tables_dir=Path(args.tables) if args.tables else None,
+                        plots_dir=Path(args.plots) if args.plots else None)
     print(f"leaderboard written to {index}")
     return 0
 
@@ -387,6 +389,8 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--out", default="results/leaderboard", help="folder for the static site")
             p.add_argument("--planned", help="JSON list of planned run keys, so the overview can count missing runs")
             p.add_argument("--perf", default="results/perf", help="`petl-bench perf` records for the cost page")
+            p.add_argument("--tables", help="folder for the paper tables (.md, .tex; default: OUT/../tables)")
+            p.add_argument("--plots", help="folder for each task's plots as SVG files (default: OUT/../plots)")
         p.set_defaults(fn=fn)
     return ap
 

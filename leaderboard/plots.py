@@ -36,6 +36,7 @@ class Series:
     hollow: bool = False
     color: str | None = None
     marker: str = "circle"
+    markers: bool = True  # False: a line only (a Pareto front over other series' points, which stay visible)
 
 
 def style(index: int) -> tuple[str, str]:
@@ -138,12 +139,15 @@ def scatter(series: Sequence[Series], *, x_label: str, y_label: str, log_x: bool
             path = " ".join(f"{px(p.x):.1f},{py(p.y):.1f}" for p in valid)
             dash = ' stroke-dasharray="4 3"' if s.hollow else ""
             out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"{dash}/>')
-        for p in valid:
+        for p in valid if s.markers else ():
             dot = _marker(s.marker, px(p.x), py(p.y), fill, color, p.label)
             out.append(f'<a class="point" href="{escape(p.href)}">{dot}</a>' if p.href else dot)
         ly = T + 10 + i * LEGEND_ROW
-        out.append(_marker(s.marker, W + 14, ly - 4, fill, color, "")
-                   + f'<text x="{W + 24}" y="{ly}" font-size="11">{escape(s.name)}</text>')
+        dash = ' stroke-dasharray="4 3"' if s.hollow else ""
+        key = (_marker(s.marker, W + 14, ly - 4, fill, color, "") if s.markers else
+               f'<line x1="{W + 6}" x2="{W + 22}" y1="{ly - 4}" y2="{ly - 4}" stroke="{color}" '
+               f'stroke-width="1.5"{dash}/>')
+        out.append(key + f'<text x="{W + 26}" y="{ly}" font-size="11">{escape(s.name)}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 

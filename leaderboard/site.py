@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -280,7 +281,8 @@ def pareto_plot(groups: list[Group], root: str, colors: dict[str, int]) -> Any:
     series = _series_by_method(by_method, colors, line=False)
     front = plots.pareto_front([p for pts in by_method.values() for p in pts])
     if front:
-        series.append(plots.Series("Pareto front", tuple(front), line=True, hollow=True, color="#555"))
+        series.append(plots.Series("Pareto front", tuple(front), line=True, hollow=True, color="#555",
+                                   markers=False))
     primary = next((g.primary for g in groups if g.primary), "score")
     return plots.scatter(series, x_label="mean wall time per run (s, log scale)", y_label=str(primary),
                          log_x=True, title="Pareto: cost against score")
@@ -364,11 +366,14 @@ def problem_runs(s: Session, groups: list[Group]) -> list[dict[str, Any]]:
 
 
 def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None = None,
-                tables_dir: Path | None = None, perf_dir: Path | None = None) -> Path:
-    """Render the leaderboard into `out_dir` and the paper tables into `tables_dir` (default out_dir/../tables);
-    returns the index.html path."""
+                tables_dir: Path | None = None, perf_dir: Path | None = None, plots_dir: Path | None = None) -> Path:
+    """Render the leaderboard into `out_dir`, the paper tables into `tables_dir` (default out_dir/../tables) and
+    each task's two plots as standalone SVG files into `plots_dir` (default out_dir/../plots, for Snakemake's
+    report); returns the index.html path."""
     out_dir = Path(out_dir)
     tables_dir = Path(tables_dir) if tables_dir is not None else out_dir.parent / "tables"
+    plots_dir = Path(plots_dir) if plots_dir is not None else out_dir.parent / "plots"
+    plots_root = os.path.relpath(out_dir, plots_dir) + "/"  # links from a standalone plot into the site
     env = environment()
     planned_keys = load_planned(planned)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -405,6 +410,8 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
                 not_comparable=_not_comparable(rows),
                 budget_plot=budget_plot(gs, reported, "../", colors), formula_axis=FORMULA_AXIS,
                 pareto_plot=pareto_plot(gs, "../", colors), **common))
+            _write(plots_dir / f"{slug(task)}-score-vs-params.svg", str(budget_plot(gs, reported, plots_root, colors)))
+            _write(plots_dir / f"{slug(task)}-pareto.svg", str(pareto_plot(gs, plots_root, colors)))
             dl = [download_rows(g, reported) for g in ranked]
             _write(data_dir / f"{slug(task)}.csv", _csv(dl))
             _write(data_dir / f"{slug(task)}.json", json.dumps(dl, indent=1, default=str))

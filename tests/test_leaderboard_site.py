@@ -115,6 +115,18 @@ def test_same_setup_gets_a_delta_and_offline_instances_are_named(site: Path) -> 
     assert "bit-memory (n_bits 20, token_dim 10)</a>" in index
 
 
+def test_standalone_plots_for_snakemakes_report(site: Path) -> None:
+    """Each task's two plots also land as SVG files beside the site, their points linking into it."""
+    plots = site.parent / "plots"
+    names = sorted(p.name for p in plots.glob("*.svg"))
+    assert names == sorted(f"{t}-{kind}.svg" for t in ("bit-memory", "bit-xor", "listops", "sst2")
+                           for kind in ("pareto", "score-vs-params"))
+    svg = (plots / "bit-xor-score-vs-params.svg").read_text()
+    assert 'href="../leaderboard/runs/bit-xor__fpt__default__minilm-l6__1.html"' in svg
+    assert (plots / "../leaderboard/runs/bit-xor__fpt__default__minilm-l6__1.html").is_file()
+    assert "by the paper&#39;s formula" in svg or "by the paper's formula" in svg
+
+
 def test_coverage_counts_missing_from_the_planned_grid(site: Path) -> None:
     text = (site / "index.html").read_text()
     row = re.search(r">bit-xor</a></td>(.*?)</tr>", text, re.S)

@@ -27,10 +27,15 @@ rule report:
         db=f"{RESULTS}/bench.sqlite",
         planned=f"{RESULTS}/planned.json",
     output:
-        f"{RESULTS}/leaderboard/index.html",
+        # `snakemake --report report.html` carries the whole site (index page first), the tables and the plots
+        site=report(directory(f"{RESULTS}/leaderboard"), htmlindex="index.html",
+                    caption="../report/leaderboard.rst", category="Leaderboard"),
+        tables=report(directory(f"{RESULTS}/tables"), patterns=["{table}.md"],
+                      caption="../report/tables.rst", category="Paper tables"),
+        plots=report(directory(f"{RESULTS}/plots"), patterns=["{plot}.svg"],
+                     caption="../report/plots.rst", category="Plots"),
     log:
         f"{RESULTS}/logs/report.log",
-    params:
-        out=f"{RESULTS}/leaderboard",
     shell:
-        "petl-bench report --db {input.db} --planned {input.planned} --out {params.out} > {log} 2>&1"
+        "petl-bench report --db {input.db} --planned {input.planned} --out {output.site} "
+        "--tables {output.tables} --plots {output.plots} > {log} 2>&1"
