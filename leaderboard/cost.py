@@ -47,6 +47,7 @@ def cost_row(rec: dict[str, Any]) -> dict[str, Any]:
         "compare": rec.get("compare") or "", "status": rec["status"], "error": rec.get("error") or "",
         "sizes": ", ".join(f"{k}={v}" for k, v in (rec.get("sizes") or {}).items()),
         "pct": _num(p.get("trainable_pct"), ".3f"), "pct_v": p.get("trainable_pct", ""),
+        "fpct": _num(p.get("formula_pct"), ".3f"), "fpct_v": p.get("formula_pct") or "",
         "step": _num(t.get("step_s"), ".3f"), "step_v": t.get("step_s", ""),
         "tps": _num(t.get("tokens_per_s"), ",.0f"), "tps_v": t.get("tokens_per_s", ""),
         "vs_full": _num(q.get("step_vs_full"), ".2f"), "vs_full_v": q.get("step_vs_full", ""),

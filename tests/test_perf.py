@@ -178,6 +178,10 @@ def test_cost_page_renders(tiny_run: tuple[Path, list[dict[str, Any]]], tmp_path
     assert json.loads((tmp_path / "data" / "cost.json").read_text())[0]["schema"] == SCHEMA
     index = cost_index(loaded)
     assert index[("lora", "0.5pct", "tiny-roberta")]["vs_full"] != "—"
+    lora = next(r for r in loaded if (r["method"], r["budget"], r["impl"]) == ("lora", "0.5pct", "petl-bench"))
+    p = lora["params"]  # one named count solves the budget and is shown: the paper formula's
+    assert p["formula_pct"] == 100 * p["formula"] / p["backbone"] and p["formula_pct"] <= 0.5
+    assert ">params % (paper formula)</th>" in html and ">all trainable %</th>" in html
     assert ("lora", "r8", "tiny-roberta") not in index  # peft-pair rows stay on the cost page
     assert render_cost(environment(), tmp_path / "none", tmp_path / "missing", {}) is None
 

@@ -183,8 +183,10 @@ def build(case: Case, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     model.to(device).train()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    formula = info.get("formula")  # ours only: the count the budget was solved with
     info.update(head=head, params={"trainable": trainable, "total": total, "backbone": backbone_params,
-                                   "trainable_pct": 100 * trainable / backbone_params})
+                                   "trainable_pct": 100 * trainable / backbone_params, "formula": formula,
+                                   "formula_pct": 100 * formula / backbone_params if formula else None})
     return model, info
 
 
