@@ -39,6 +39,9 @@ def test_plugin_method_runs_in_the_grid_and_a_broken_one_is_fenced_off(tmp_path:
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode != 0, "the broken plugin's run must fail"
     assert "petl-gridboom" in out.stderr, out.stderr[-3000:]  # named when the grid is planned, too
+    # the failed job's reason, one line on the console (not only the 1 KB spec Snakemake prints)
+    line = next((x for x in out.stderr.splitlines() if x.startswith("train bit-xor/boom/default/1: ")), "")
+    assert "petl-bench train: failed: " in line and "petl-gridboom" in line, out.stderr[-3000:]
 
     runs = results / "runs" / "bit-xor"
     record = json.loads((runs / "ia3" / "default" / "1" / "record.json").read_text())

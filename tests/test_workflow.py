@@ -70,7 +70,14 @@ def test_smoke_grid_end_to_end(tmp_path: Path, shared_data: Path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     records = sorted(results.glob("runs/*/*/*/*/record.json"))
     assert len(records) == planned_runs(REPO / "config" / "smoke.yaml")
-    assert all((r.parent / "run.log").stat().st_size > 0 for r in records)
+    logs = [(r.parent / "run.log").read_text() for r in records]
+    assert all(logs)
+    # under Snakemake (stderr is the log file): no progress-bar redraws, no line twice, eval metrics logged
+    for text in logs:
+        assert "\r" not in text and "\x1b[" not in text
+        lines = [line.split(" ", 2)[-1] for line in text.splitlines()]
+        assert len(lines) == len(set(lines)), text
+    assert any(" eval: " in text for text in logs)
     assert (tmp_path / "resources" / "data" / "sst2" / "validation.jsonl").is_file()
     db = results / "bench.sqlite"
     html = (results / "leaderboard" / "index.html").read_text()
@@ -80,6 +87,17 @@ def test_smoke_grid_end_to_end(tmp_path: Path, shared_data: Path) -> None:
         with sqlite3.connect(db) as con:
             tables = [t for (t,) in con.execute("select name from sqlite_master where type='table'")]
             return [(t, sorted(map(repr, con.execute(f"select * from {t}").fetchall()))) for t in sorted(tables)]
+
+    # Snakemake's own report carries the site (index first), the paper tables and the plots
+    zipped = tmp_path / "report.zip"
+    rep = subprocess.run(cmd + ["--report", str(zipped)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rep.returncode == 0, rep.stdout[-3000:] + rep.stderr[-3000:]
+    import zipfile
+
+    names = zipfile.ZipFile(zipped).namelist()
+    assert any(n.endswith("leaderboard/index.html") for n in names), names[:20]
+    assert any(n.endswith("tables/he2022-table2.md") for n in names)
+    assert any(n.endswith("plots/bit-xor-pareto.svg") for n in names)
 
     before = rows()
     assert any(len(r) == len(records) for _, r in before), "one row per run somewhere in the store"
