@@ -94,10 +94,14 @@ def test_smoke_grid_end_to_end(tmp_path: Path, shared_data: Path) -> None:
     assert rep.returncode == 0, rep.stdout[-3000:] + rep.stderr[-3000:]
     import zipfile
 
-    names = zipfile.ZipFile(zipped).namelist()
-    assert any(n.endswith("leaderboard/index.html") for n in names), names[:20]
-    assert any(n.endswith("tables/he2022-table2.md") for n in names)
-    assert any(n.endswith("plots/bit-xor-pareto.svg") for n in names)
+    with zipfile.ZipFile(zipped) as z:  # results are stored as data/raw/<hash>/<the output's own layout>
+        names = z.namelist()
+        page = z.read(next(n for n in names if n.endswith("/report.html"))).decode()
+    assert any(re.search(r"/raw/\w+/index\.html$", n) for n in names) and any(n.endswith("/tasks/bit-xor.html")
+                                                                             for n in names), names[:20]
+    assert any(re.search(r"/raw/\w+/he2022-table2\.md$", n) for n in names)
+    assert any(re.search(r"/raw/\w+/bit-xor-pareto\.svg$", n) for n in names)
+    assert all(category in page for category in ("Leaderboard", "Paper tables", "Plots"))
 
     before = rows()
     assert any(len(r) == len(records) for _, r in before), "one row per run somewhere in the store"
