@@ -73,6 +73,8 @@ def setup_differences(configs: Iterable[dict[str, Any] | None], backbone: str, p
     if not configs or any(c is None for c in configs):
         out.append("setup unknown (no resolved config in the record)")
     for c in configs:
+        if c is None:
+            continue
         for d in option_differences(c) + length_differences(c):
             if d not in out:
                 out.append(d)

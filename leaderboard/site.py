@@ -409,6 +409,7 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
                 other_metrics=other, missing=missing.get(task, []), rank_test=RANK_TEST,
                 not_comparable=_not_comparable(rows),
                 budget_plot=budget_plot(gs, reported, "../", colors), formula_axis=FORMULA_AXIS,
+                off_axis=sorted({f"{g.method} {g.budget}" for g in gs if g.headline and not g.formula_pct}),
                 pareto_plot=pareto_plot(gs, "../", colors), **common))
             _write(plots_dir / f"{slug(task)}-score-vs-params.svg", str(budget_plot(gs, reported, plots_root, colors)))
             _write(plots_dir / f"{slug(task)}-pareto.svg", str(pareto_plot(gs, plots_root, colors)))
@@ -505,13 +506,17 @@ def _environment(run: Run) -> str:
 
 
 def _why_empty(v: Any, tasks_run: set[str]) -> str:
-    """A word on why a paper table has no reproduced cell: its tasks never ran, or not its methods/budgets."""
+    """A word on why a paper table has no reproduced cell: its tasks never ran, only other backbones ran (a table
+    about backbones), or not its methods/budgets."""
     tasks = list(dict.fromkeys(c.task for c in v.table.columns))
     absent = [t for t in tasks if t not in tasks_run]
+    reasons = []
     if absent:
-        return (f"no run of {', '.join(absent)} has been ingested: the grids run so far did not include "
-                f"{'this task' if len(absent) == 1 else 'these tasks'} (the paper grid, config/config.yaml, does)")
-    return "its tasks ran, but none of its rows' methods at its budgets"
+        reasons.append(f"no run of {', '.join(absent)} has been ingested (the paper grid, config/config.yaml, "
+                       f"has {'it' if len(absent) == 1 else 'them'})")
+    if v.table.match_backbone and len(absent) < len(tasks):
+        reasons.append("this table compares backbones, so only runs on the backbones it names count")
+    return "; ".join(reasons) or "its tasks ran, but none of its rows' methods at its budgets"
 
 
 def _cell_ctx(c: Any) -> dict[str, Any]:
