@@ -108,10 +108,10 @@ class TableView:
     def notes(self) -> list[str]:
         """Footnotes: how setups differ from the paper's (hence no Δ), and row notes from the data file."""
         out = []
-        reasons = list(dict.fromkeys("; ".join(c.differences) for r in self.rows for c in r.cells
+        reasons = list(dict.fromkeys((c.task, "; ".join(c.differences)) for r in self.rows for c in r.cells
                                      if c is not None and c.setup_differs))
-        for reason in reasons:
-            out.append(f"‡ not the paper's setup, so no Δ: {reason}")
+        for task, reason in reasons:
+            out.append(f"‡ {task}: not the paper's setup, so no Δ: {reason}")
         for r in self.rows:
             if r.note:
                 out.append(f"{r.row}: {r.note}")

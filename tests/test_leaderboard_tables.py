@@ -40,7 +40,7 @@ EXPECTED_MD = """\
 | Quoted | not mapped |  | missing | 50 |  | missing | 17.1 |  |
 
 Reproduced: mean ± sample std over finished seeds (n); Δ = reproduced − reported, only where the setup is the paper's; missing = no finished run; † diverged; ‡ other setup.
-‡ not the paper's setup, so no Δ: backbone minilm-l6 (paper gpt2); max_steps 100 (paper recipe 2000)
+‡ bit-xor: not the paper's setup, so no Δ: backbone minilm-l6 (paper gpt2); max_steps 100 (paper recipe 2000)
 Quoted: quoted from elsewhere
 
 Source: Toy et al. 2099.
@@ -79,7 +79,7 @@ def test_latex_is_booktabs_and_matches_expected(toy_views: list[tables.TableView
     tex = tables.to_latex(toy_views[0])
     assert r"\toprule" in tex and r"\midrule" in tex and r"\cmidrule(lr){4-6}\cmidrule(lr){7-9}" in tex
     assert EXPECTED_TEX_ROWS in tex
-    assert r"\ddag{} not the paper's setup, so no $\Delta$: backbone minilm-l6 (paper gpt2)" in tex
+    assert r"\ddag{} bit-xor: not the paper's setup, so no $\Delta$: backbone minilm-l6 (paper gpt2)" in tex
 
 
 def test_latex_escapes_specials() -> None:
@@ -159,7 +159,7 @@ def test_swapped_backbone_baselines_compare_against_the_papers_backbone(tmp_path
     xor, listops = lstm.cells[1], lstm.cells[2]  # columns: Memory, XOR, ListOps, …
     assert (xor.reproduced_backbone, xor.text()) == ("lstm", "51.50 ± 0.71 (n=2)")
     assert listops.text() == "17.00 (n=1)‡"
-    assert views["lu2021-table1"].notes[0] == "‡ not the paper's setup, so no Δ: backbone tiny-lstm (paper lstm)"
+    assert views["lu2021-table1"].notes[0] == "‡ listops: not the paper's setup, so no Δ: backbone tiny-lstm (paper lstm)"
     assert listops.delta is None and xor.delta == pytest.approx(51.5 - xor.reported)
     vit = next(r for r in views["lu2021-modality"].rows if r.method == "vit-init")
     assert vit.cells[1].text() == "99.00 (n=1)" and not vit.cells[1].setup_differs
