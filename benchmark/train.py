@@ -295,8 +295,10 @@ def setup_logging(log_file: Path | None) -> None:
     if not interactive():
         import os
 
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TQDM_DISABLE", "1")
+        for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TQDM_DISABLE"):
+            os.environ.setdefault(var, "1")  # read when those libraries are imported
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        if "datasets" in sys.modules:  # already imported: its bars (Map, Generating split) need the call
+            sys.modules["datasets"].disable_progress_bars()
