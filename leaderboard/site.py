@@ -28,6 +28,7 @@ from leaderboard.aggregate import (RANK_TEST, Group, RunRow, cross_task_summary,
                                    load_groups, shared_ranks)
 from leaderboard.comparable import display_name, setup_differences
 from leaderboard.store import Reported, Run, engine_for
+from leaderboard.papers import load_tables
 from leaderboard.tables import PAPER_TITLES, build_views, write_tables
 
 N_LEADERS = 3
@@ -88,6 +89,10 @@ class ReportedIndex:
         for r in s.scalars(select(Reported).where(Reported.method.is_not(None))
                            .order_by(Reported.paper, Reported.table_id, Reported.row_order)):
             idx[(r.task, r.method or "", r.metric)].append(r)
+        # the paper's own table order (main results first), not the ids' alphabetical one ("ablation" < "table1")
+        order = {t.id: i for i, t in enumerate(load_tables())}
+        for cells in idx.values():
+            cells.sort(key=lambda c: (order.get(c.table_id, len(order)), c.row_order))
         return cls(dict(idx))
 
     def for_group(self, g: Group, metric: str | None) -> list[Reported]:
