@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import shutil
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,9 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_wheel_installed_elsewhere_trains_one_run(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
+    dist, source = tmp_path / "dist", tmp_path / "source"
+    # Built from a copy: setuptools writes petl_bench.egg-info beside the sources, and a stale one in the checkout
+    # would shadow the installed entry points for every later test run from the repo root.
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "results", "resources", ".snakemake",
+                                                                "*.egg-info", "__pycache__", ".whl", ".device-data"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist),
-                    str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+                    str(source)], check=True, capture_output=True, cwd=tmp_path)
     wheel = next(dist.glob("petl_bench-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "benchmark/schemas/config.schema.yaml" in names
