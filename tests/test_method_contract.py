@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import install_example_plugin
+from methods_util import one_thread  # noqa: F401
 from benchmark import registry
 from benchmark.backbones.anatomy import anatomy
 from benchmark.methods import contract
@@ -17,14 +18,6 @@ install_example_plugin()  # collection needs the example plugin registered, so t
 METHODS = sorted(registry.methods())
 # A method that does not fit a backbone is skipped only where listed, with the reason it must give.
 SKIPS = {("bitfit", "tiny-t5"): "no bias tensors"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_the_matrix_covers_builtins_and_the_example_plugin() -> None:
