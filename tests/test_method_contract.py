@@ -4,7 +4,6 @@ the contract must catch."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from conftest import install_example_plugin
 from methods_util import one_thread  # noqa: F401
