@@ -45,6 +45,10 @@ def build_backbone(settings: dict[str, Any], init: str, seed: int) -> nn.Module:
     name, init, path = resolve_backbone(settings, init)
     family = get_backbone(name).family
     model = build_model(name, "encoder" if family == "t5" else "base", init=init, path=path, seed=seed)
+    if family == "t5":
+        # The wrapper feeds inputs_embeds, so the encoder's alias of T5's shared token table is never read; left in,
+        # the two names of one tensor make the Trainer's safetensors checkpoint refuse to save.
+        model.encoder.embed_tokens = None
     if family == "vit":
         from benchmark.backbones.vit import ViTSequence
 
