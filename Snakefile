@@ -7,7 +7,9 @@ from benchmark.config import load_config
 if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
-CFG = load_config(config)  # validates against benchmark/schemas/config.schema.yaml; errors name the key
+# Validates against benchmark/schemas/config.schema.yaml (errors name the key) and checks every name; the config
+# file's stem is the default results root (results/<stem>), so two configs never share records.
+CFG = load_config(config, (workflow.overwrite_configfiles or ["config/config.yaml"])[-1])
 
 report: "workflow/report/workflow.rst"
 
@@ -27,10 +29,15 @@ rule all:
 # With --keep-going a failed run blocks the ingest rule, but the leaderboard must still show what
 # finished (and the failure, from its failed.json): rebuild it over whatever records exist.
 onerror:
+    import tempfile
+    _planned = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump([{**s.key, "variant": s.variant, "path": s.path} for s in SPECS.values()], _planned)
+    _planned.close()
     shell(
-        f"mkdir -p {RESULTS}/logs && petl-bench ingest --runs {RESULTS}/runs --db {RESULTS}/bench.sqlite "
-        f"> {RESULTS}/logs/ingest.log 2>&1 && "
-        f"petl-bench report --db {RESULTS}/bench.sqlite --out {RESULTS}/leaderboard "
-        f"$(test -f {RESULTS}/planned.json && echo --planned {RESULTS}/planned.json) > {RESULTS}/logs/report.log 2>&1"
+        f"mkdir -p {Q(RESULTS + '/logs')} && petl-bench ingest --runs {Q(RESULTS + '/runs')} "
+        f"--planned {Q(_planned.name)} --db {Q(RESULTS + '/bench.sqlite')} > {Q(RESULTS + '/logs/ingest.log')} 2>&1 && "
+        f"petl-bench report --db {Q(RESULTS + '/bench.sqlite')} --out {Q(RESULTS + '/leaderboard')} "
+        f"--planned {Q(_planned.name)} > {Q(RESULTS + '/logs/report.log')} 2>&1"
         " || echo 'petl-bench: could not rebuild the leaderboard after the failure; see the logs above'"
     )
+    os.unlink(_planned.name)

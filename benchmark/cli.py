@@ -63,22 +63,24 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from benchmark.config import Run, load_config
     from benchmark.record import now, write_failure
+    from benchmark.rundir import ForeignCheckpoint, RunLocked
+    from benchmark.spec import RunSpec
     from benchmark.train import setup_logging, train_run
 
     if args.spec:
-        spec = json.loads(args.spec)
+        spec = RunSpec.from_json(json.loads(args.spec)).with_(threads=args.threads)
     else:
         if args.seed < 0:
             raise ConfigError(f"--seed: {args.seed} is not a non-negative integer")
         cfg = load_config(_run_config(args))
-        spec = cfg.spec(Run(args.task, args.method, args.budget, args.seed))
+        spec = cfg.spec(Run.of(args.task, args.method, args.budget, args.seed))
     out = Path(args.out)
     data = Path(args.data) if args.data else None
     if data is not None and not data.is_dir():
         raise ConfigError(f"--data: folder {data} does not exist (a prepared data folder, as `petl-bench data` "
                           f"writes; or pass --data-dir ROOT to prepare one from a local copy)")
-    if data is None and not spec["task"].get("data_dir") and _needs_data(spec["task"]["task"]):
-        raise ConfigError(f"task {spec['task']['task']!r} reads prepared data: pass --data FOLDER (see "
+    if data is None and not spec.task.data_dir and _needs_data(spec.task.task):
+        raise ConfigError(f"task {spec.task.task!r} reads prepared data: pass --data FOLDER (see "
                           f"`petl-bench data --help`) or --data-dir ROOT ({DATA_DIR_HELP})")
     log_file = Path(args.log) if args.log else out / "run.log"
     setup_logging(log_file)
@@ -87,17 +89,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         gpu = claim_gpu(args.gpu_ids.split(","), Path(args.resources) / "gpu-locks")
         log.info("claimed GPU %s (CUDA_VISIBLE_DEVICES)", gpu)
-    if data is None and spec["task"].get("data_dir") and not args.spec:
-        data = _prepare(spec["task"], Path(args.resources) / "data" / spec["task"]["name"])
+    if data is None and spec.task.data_dir and not args.spec:
+        data = _prepare(spec.task.to_json(), Path(args.resources) / "data" / spec.task.name)
     started = now()
     try:
-        record = train_run(spec, out, data_path=data, force=args.force)
-    except FileExistsError:
+        record = train_run(spec, out, data_path=data, force=args.force, keep_checkpoints=args.keep_checkpoints)
+    except (FileExistsError, RunLocked, ForeignCheckpoint):
         raise
     except Exception as e:
         trace = traceback.format_exc()
         log.error("run %s failed:\n%s", out, trace)
-        write_failure(spec, out, e, trace, started)
+        write_failure(spec.to_json(), out, e, trace, started)
         # one line for the console (under Snakemake, the rule prints this last line of run.log)
         print(f"petl-bench train: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               f"(traceback in {log_file})", file=sys.stderr)
@@ -227,7 +229,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from leaderboard.ingest import ingest
 
-    n = ingest(Path(args.runs), args.db_url or f"sqlite:///{args.db}")
+    n = ingest(Path(args.runs), args.db_url or f"sqlite:///{args.db}",
+               planned=Path(args.planned) if args.planned else None)
     print(f"ingested {n} records into {args.db_url or args.db}")
     return 0
 
@@ -235,6 +238,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from leaderboard.site import render_site
 
+    if not args.db_url and not Path(args.db).is_file():
+        raise ConfigError(f"--db {args.db}: no such database; run `petl-bench ingest --db {args.db}` first")
     index = render_site(args.db_url or f"sqlite:///{args.db}", Path(args.out),
                         planned=Path(args.planned) if args.planned else None, perf_dir=Path(args.perf),
                         tables_dir=Path(args.tables) if args.tables else None,
@@ -315,7 +320,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the run folder (record.json, run.log, checkpoint/)")
     p.add_argument("--data", help="the task's prepared data folder (default: prepared under --resources)")
     p.add_argument("--log", help="log file (default: OUT/run.log)")
-    p.add_argument("--force", action="store_true", help="replace an existing record.json")
+    p.add_argument("--force", action="store_true",
+                   help="train from scratch: discard the folder's record.json and checkpoints (never resumed)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep the full Trainer checkpoints after record.json (default: only delta.safetensors)")
     p.add_argument("--gpu-ids", help="comma-separated GPU ids shared by concurrent jobs; this job claims a free one")
     p.set_defaults(fn=cmd_train)
 
@@ -385,6 +393,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--db-url", help="any SQLAlchemy URL (overrides --db)")
         if name == "ingest":
             p.add_argument("--runs", default="results/runs", help="folder searched for */record.json")
+            p.add_argument("--planned", help="a grid's planned.json: index only its runs (others in --runs are "
+                                             "left out, and dropped from the database)")
         else:
             p.add_argument("--out", default="results/leaderboard", help="folder for the static site")
             p.add_argument("--planned", help="JSON list of planned run keys, so the overview can count missing runs")
@@ -411,16 +421,47 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *a: Any, **kw: Any) -> None:
         kw.setdefault("formatter_class", Help)
         super().__init__(*a, **kw)
+def _runtime_errors() -> tuple[type[BaseException], ...]:
+    from benchmark.rundir import ForeignCheckpoint, RunLocked
+
+    return RunLocked, ForeignCheckpoint
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     fn: Callable[[argparse.Namespace], int] = args.fn
+    expected = (ConfigError, FileExistsError, RecordError, *(_runtime_errors() if args.command == "train" else ()))
     try:
         return fn(args)
-    except (ConfigError, FileExistsError, RecordError) as e:
+    except expected as e:
         print(f"petl-bench {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        hint = _environment_hint(e)
+        if hint is None:
+            raise
+        print(f"petl-bench {args.command}: error: {hint}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if args.command not in ("ingest", "report") or not e.name:
+            raise
+        print(f"petl-bench {args.command}: error: the database driver {e.name!r} is not installed: pip install it "
+              f"(PostgreSQL: psycopg2-binary, or psycopg[binary] with postgresql+psycopg:// URLs)", file=sys.stderr)
+        return 2
+
+
+def _environment_hint(e: OSError) -> str | None:
+    """One line for what the machine, not the code, got wrong: an unwritable folder or a full disk."""
+    import errno
+
+    where = e.filename or "a file"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write {where}: {e.strerror}; point --out / --db / the config's results: at a folder you "
+                f"can write")
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left writing {where}; free some (full checkpoints go once a run's record is written) or " \
+               f"point results: elsewhere"
+    return None
 
 
 if __name__ == "__main__":

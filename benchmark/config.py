@@ -19,6 +19,7 @@ from benchmark.backbones.registry import get_backbone
 from benchmark.errors import ConfigError
 from benchmark.methods.budget import check_budget
 from benchmark.methods.space import Method, method_from_dict
+from benchmark.spec import RunSpec, TaskSettings, check_name
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data (wheel-safe)
 SCHEMA: dict[str, Any] = yaml.safe_load(SCHEMA_PATH.read_text())  # read once; validation deep-copies defaults
@@ -73,26 +74,69 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Run:
+    """One grid point as the config names it. `train` holds its grid block's training overrides, so two blocks
+    that run the same method with different settings plan two runs (with two identities), not one."""
     task: str
     method: str
     budget: str
     seed: int
+    train: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, task: str, method: str, budget: str, seed: int, train: dict[str, Any] | None = None) -> "Run":
+        return cls(task, method, budget, seed, tuple(sorted((train or {}).items())))
 
     @property
-    def path(self) -> str:
+    def name(self) -> str:
         return f"{self.task}/{self.method}/{self.budget}/{self.seed}"
 
 
 class Config:
     """A validated config: task instances, methods (registered ⊕ config-defined), and the grid."""
 
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, raw: dict[str, Any], results_root: str = "results") -> None:
         registry.load_plugins()  # plugin forms must be known before config-defined methods are parsed
         self.raw = validate(raw)
-        self.methods = {n: method_from_dict(n, m) for n, m in self.raw["methods"].items()}
+        self.raw["results"] = self.raw["results"] or results_root
+        self._check_names()
+        self.overrides = {n for n, m in self.raw["methods"].items() if m.get("override") is True}
+        self.methods = {n: method_from_dict(n, {k: v for k, v in m.items() if k != "override"})
+                        for n, m in self.raw["methods"].items()}
+        self._settings: dict[str, TaskSettings] = {}
         self.runs = self._expand()
         for name in {r.task for r in self.runs}:
-            self.task_settings(name)
+            self.task_spec(name)
+        self.specs = {r: self.spec(r) for r in self.runs}
+        self._check_collisions()
+
+    def _check_names(self) -> None:
+        """Task, method and budget names become folders and command-line arguments: check them before anything
+        else, and refuse a config method that would silently take a built-in's (or plugin's) name."""
+        for name, inst in self.raw["tasks"].items():
+            check_name(name, f"tasks.{name}")
+            for key, value in inst.get("paper", {}).items():  # stored beside the names (and fit the same columns)
+                check_name(value, f"tasks.{name}.paper.{key}")
+        for name, m in self.raw["methods"].items():
+            check_name(name, f"methods.{name}")
+            if "override" in m and not isinstance(m["override"], bool):
+                raise ConfigError(f"methods.{name}.override: {m['override']!r} is not true or false")
+            if name in registry.methods() and m.get("override") is not True:
+                raise ConfigError(f"methods.{name}: {name!r} is already a method ({registry.methods()[name].source}); "
+                                  f"rename yours, or set `override: true` to replace it in this grid (the "
+                                  f"leaderboard then marks its rows as overridden)")
+        for i, block in enumerate(self.raw["grid"]):
+            for key in ("tasks", "methods", "budgets"):
+                for j, name in enumerate(block[key]):
+                    check_name(name, f"grid[{i}].{key}[{j}]")
+
+    def _check_collisions(self) -> None:
+        """Two grid points never write to one folder: the folder holds the identity digest, so only the same
+        identity under the same names could meet there, and that is the same run."""
+        seen: dict[str, Run] = {}
+        for run, spec in self.specs.items():
+            other = seen.setdefault(spec.path, run)
+            if other != run and self.specs[other].digest != spec.digest:  # pragma: no cover - a digest collision
+                raise ConfigError(f"grid: runs {other} and {run} would share the folder {spec.path}")
 
     def _expand(self) -> list[Run]:
         runs: dict[Run, None] = {}
@@ -111,17 +155,8 @@ class Config:
                 for m in block["methods"]:
                     for b in block["budgets"]:
                         for s in block["seeds"]:
-                            runs[Run(t, m, b, s)] = None
+                            runs[Run.of(t, m, b, s, block["train"])] = None
         return list(runs)
-
-    def block_train(self, run: Run) -> dict[str, Any]:
-        """Training overrides from every grid block that contains the run (later blocks win)."""
-        out: dict[str, Any] = {}
-        for block in self.raw["grid"]:
-            if (run.task in block["tasks"] and run.method in block["methods"] and run.budget in block["budgets"]
-                    and run.seed in block["seeds"]):
-                out.update(block["train"])
-        return out
 
     def method(self, name: str, where: str = "method") -> Method:
         try:
@@ -138,7 +173,16 @@ class Config:
         return family
 
     def task_settings(self, name: str) -> dict[str, Any]:
+        """Resolved settings of a task instance as plain JSON (what tasks and the data rule read)."""
+        return self.task_spec(name).to_json()
+
+    def task_spec(self, name: str) -> TaskSettings:
         """Resolved settings of a task instance: family defaults ⊕ config; checked (backbone, data, options)."""
+        if name not in self._settings:
+            self._settings[name] = self._task_spec(name)
+        return self._settings[name]
+
+    def _task_spec(self, name: str) -> TaskSettings:
         family = self.task_family(name, f"tasks.{name}")
         task = registry.get_task(family)
         inst = self.raw["tasks"].get(name, {})
@@ -158,35 +202,52 @@ class Config:
         bad = sorted(set(inst.get("train", {})) - TRAIN_KEYS)
         if bad:
             raise ConfigError(f"{where}.train: unknown key(s) {bad}; valid: {', '.join(sorted(TRAIN_KEYS))}")
-        settings = {"name": name, "task": family, "backbone": backbone, "backbone_path": inst.get("backbone_path"),
-                    "data_dir": data_dir, "options": {**task.options, **inst.get("options", {})}, "train": train,
-                    "version": task.version}
-        task.check({**settings, "options": inst.get("options", {})}, where)
+        paper = dict(inst.get("paper", {}))
+        settings = TaskSettings(name=name, task=family, backbone=backbone, backbone_path=inst.get("backbone_path"),
+                                data_dir=data_dir, options={**task.options, **inst.get("options", {})}, train=train,
+                                version=task.version, paper=paper)
+        task.check({**settings.to_json(), "options": inst.get("options", {})}, where)
         return settings
 
-    def spec(self, run: Run) -> dict[str, Any]:
-        """Everything a training job needs, as plain JSON (it goes into the record as `config`)."""
-        settings = self.task_settings(run.task)
-        overrides = self.block_train(run)
+    def spec(self, run: Run) -> RunSpec:
+        """Everything a training job needs, typed; its digest is the run's identity."""
+        settings = self.task_spec(run.task)
+        overrides = dict(run.train)
         bad = sorted(set(overrides) - TRAIN_KEYS)
         if bad:
             raise ConfigError(f"grid train overrides: unknown key(s) {bad}; valid: {', '.join(sorted(TRAIN_KEYS))}")
-        train = {**settings.pop("train"), **overrides}
-        return {"key": {"task": run.task, "method": run.method, "budget": run.budget, "seed": run.seed},
-                "task": settings, "method": self.method(run.method).to_dict(), "budget": run.budget,
-                "seed": run.seed, "train": train, "threads": self.raw["threads"]}
+        method = self.method(run.method).to_dict()
+        if run.method in self.overrides:
+            method["override"] = True
+        return RunSpec(task=settings, method=method, method_name=run.method, budget=run.budget, seed=run.seed,
+                       train={**settings.train, **overrides}, overrides=overrides, threads=self.raw["threads"])
 
 
-def load_config(source: str | Path | dict[str, Any] | None) -> Config:
-    """A Config from a YAML file, a mapping, or None (an empty grid with built-in defaults)."""
+def results_root_of(config_file: str | Path | None) -> str:
+    """Each config writes under its own results root unless it names one: results/<config file's stem>."""
+    return f"results/{Path(config_file).stem}" if config_file else "results"
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; an error names the file, line and column."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
+
+
+def load_config(source: str | Path | dict[str, Any] | None, config_file: str | Path | None = None) -> Config:
+    """A Config from a YAML file, a mapping, or None (an empty grid with built-in defaults). `config_file` names
+    the file a mapping came from (Snakemake's --configfile), which sets the default results root."""
     if source is None:
         return Config({"grid": [{"tasks": ["bit-xor"], "methods": ["fpt"]}]})
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        try:
-            source = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-    return Config(source)
+        config_file, source = path, read_yaml(path) or {}
+        if not isinstance(source, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of keys (results, tasks, methods, grid, ...)")
+    return Config(source, results_root_of(config_file))

@@ -6,11 +6,14 @@ whole record or none; an existing record is never overwritten unless asked.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import re
 import socket
 import subprocess
 import tempfile
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +21,10 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "failed")
-REQUIRED = ("schema", "key", "status", "metrics", "config", "params", "wall_time_s", "provenance")
+REQUIRED = ("schema", "key", "digest", "variant", "status", "metrics", "config", "params", "wall_time_s",
+            "provenance")
+DIGEST = re.compile(r"[0-9a-f]{64}")
+VARIANT = re.compile(r"[0-9a-f]{12}")
 PACKAGES = ("petl-bench", "torch", "transformers", "accelerate", "datasets", "evaluate", "sacrebleu", "rouge-score",
             "snakemake", "sqlalchemy", "jinja2", "peft", "numpy")
 
@@ -72,15 +78,17 @@ def provenance(seed: int, started: str, project_dir: Path | None = None) -> dict
     }
 
 
-def write_record(record: dict[str, Any], path: Path, *, overwrite: bool = False) -> Path:
+def write_record(record: "Record | dict[str, Any]", path: Path, *, overwrite: bool = False) -> Path:
     """Atomically write `record` to `path`; refuse to replace an existing record unless `overwrite`."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already holds a record; move it away or pass --force to replace it")
+    record = (record if isinstance(record, Record) else Record.parse(record, str(path))).to_json()
     validate_record(record, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".record-", suffix=".json", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; a record is read like the log beside it
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=2, sort_keys=True, default=str)
             f.flush()
@@ -92,21 +100,107 @@ def write_record(record: dict[str, Any], path: Path, *, overwrite: bool = False)
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def validate_record(record: Any, where: str) -> dict[str, Any]:
-    """Check the fields every consumer relies on; raise RecordError naming the file and the field."""
+    """The record schema, strictly, for the writer and for ingest alike: raise RecordError naming the file and the
+    field. Metrics must be finite numbers (a NaN score is no score); a seed of 1.7 or true is not a seed."""
     if not isinstance(record, dict):
         raise RecordError(f"{where}: a record must be a JSON object")
     missing = [k for k in REQUIRED if k not in record]
     if missing:
-        raise RecordError(f"{where}: missing field(s) {missing}")
+        raise RecordError(f"{where}: missing field(s) {missing}"
+                          + (" (written before run identities: rerun it)" if "digest" in missing else ""))
     if record["status"] not in STATUSES:
         raise RecordError(f"{where}: status {record['status']!r} is not one of {STATUSES}")
+    key = record["key"]
+    if not isinstance(key, dict):
+        raise RecordError(f"{where}: key must be an object")
     for k in ("task", "method", "budget", "seed"):
-        if k not in record["key"]:
+        if k not in key:
             raise RecordError(f"{where}: key lacks {k!r}")
-    if not isinstance(record["metrics"], dict):
-        raise RecordError(f"{where}: metrics must be an object")
+    for k in ("task", "method", "budget"):
+        if not isinstance(key[k], str) or not key[k]:
+            raise RecordError(f"{where}: key.{k} {key[k]!r} is not a name")
+    if not isinstance(key["seed"], int) or isinstance(key["seed"], bool) or key["seed"] < 0:
+        raise RecordError(f"{where}: key.seed {key['seed']!r} is not a non-negative integer")
+    if not (isinstance(record["digest"], str) and DIGEST.fullmatch(record["digest"])):
+        raise RecordError(f"{where}: digest {record['digest']!r} is not a SHA-256 hex digest")
+    if not (isinstance(record["variant"], str) and record["digest"] and VARIANT.fullmatch(record["variant"])):
+        raise RecordError(f"{where}: variant {record['variant']!r} is not a 12-digit hex digest")
+    for k in ("metrics", "params", "config", "provenance"):
+        if not isinstance(record[k], dict):
+            raise RecordError(f"{where}: {k} must be an object")
+    for name, value in record["metrics"].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RecordError(f"{where}: metric {name!r} is {value!r}, not a finite number")
+    if record["status"] == "ok" and not record["metrics"]:
+        raise RecordError(f"{where}: status ok with no metrics")
+    wall = record["wall_time_s"]
+    if wall is not None and (isinstance(wall, bool) or not isinstance(wall, (int, float)) or not math.isfinite(wall)):
+        raise RecordError(f"{where}: wall_time_s {wall!r} is not a finite number")
     return record
+
+
+@dataclass(frozen=True)
+class Record:
+    """A run record, typed once: built by training (and by `write_failure` and the synthetic records), checked by
+    `validate_record`, read by ingest. `to_json` is the file's content; `parse` the only way back."""
+    key: dict[str, Any]  # {task, method, budget, seed}: the names, as the config gave them
+    digest: str  # the run's identity (benchmark.spec.RunSpec.digest)
+    variant: str  # the identity without the seed: the seeds of one configuration share it
+    status: str
+    metrics: dict[str, float]
+    config: dict[str, Any]  # the resolved RunSpec, as JSON
+    params: dict[str, Any]
+    wall_time_s: float | None
+    provenance: dict[str, Any]
+    schema: int = SCHEMA_VERSION
+    label: str | None = None
+    backbone: str | None = None  # the backbone that really trained
+    paper: dict[str, Any] = field(default_factory=dict)  # the paper cell it answers, by explicit fields
+    method: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    convergence: dict[str, Any] = field(default_factory=dict)
+    primary_metric: str | None = None
+    paper_metric: str | None = None
+    protocol: Any = None
+    eval_split: str | None = None
+    diverged_at_step: int | None = None
+    peak_memory_mb: float | None = None
+    determinism: Any = None
+    delta: str | None = None
+    log: str | None = None
+    error: str | None = None
+    error_tail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "Record":
+        validate_record(raw, where)
+        unknown = sorted(set(raw) - FIELDS)
+        if unknown:
+            raise RecordError(f"{where}: unknown field(s) {unknown}; a record has {', '.join(sorted(FIELDS))}")
+        return cls(**raw)
+
+    @property
+    def steps_to_converge(self) -> int | None:
+        """Lu et al.'s convergence measure: steps to the task's first threshold (`converge_at`), else to 99% of
+        the run's own best; None if never reached (or not measured)."""
+        conv = self.convergence or {}
+        steps_to = conv.get("steps_to") or {}
+        value = next(iter(steps_to.values()), None) if steps_to else conv.get("steps_to_99pct_of_best")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+FIELDS = {f.name for f in fields(Record)}
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -123,9 +217,8 @@ def read_record(path: Path) -> dict[str, Any]:
 def write_failure(spec: dict[str, Any], out: Path, error: BaseException, trace: str, started: str) -> Path:
     """Record a crashed run as `failed.json` beside its log. Not `record.json`: Snakemake deletes a failed
     job's outputs, and a later successful attempt must not be blocked; the leaderboard shows both."""
-    record = {
-        "schema": SCHEMA_VERSION, "key": spec["key"], "status": "failed", "metrics": {}, "config": spec,
-        "params": {}, "wall_time_s": None, "error": f"{type(error).__name__}: {error}",
-        "error_tail": trace[-4000:], "log": "run.log", "provenance": provenance(spec["seed"], started),
-    }
+    record = Record(key=spec["key"], digest=spec["digest"], variant=spec["variant"], label=spec.get("label"),
+                    status="failed", metrics={}, config=spec, params={}, wall_time_s=None,
+                    error=f"{type(error).__name__}: {error}", error_tail=trace[-4000:], log="run.log",
+                    provenance=provenance(spec["seed"], started))
     return write_record(record, Path(out) / "failed.json", overwrite=True)

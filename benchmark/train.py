@@ -1,9 +1,11 @@
 """Train one (task, method, budget, seed) with the transformers Trainer and write its record.
 
 The run folder holds `run.log` (everything the run printed), `checkpoint/` (the Trainer's
-checkpoints, from which a restarted run resumes) and, at the very end, `record.json`,
-written atomically. A crash leaves the log and no record; a NaN/inf loss ends the run
-early with status `diverged`, which is a result and is recorded as such.
+checkpoints, each stamped with the run's digest, from which a restarted run resumes) and, at the
+very end, `delta.safetensors` (the trained tensors) and `record.json`, written atomically; then
+the full checkpoints are removed unless asked to keep them. A crash leaves the log and no record;
+a NaN/inf loss ends the run early with status `diverged`, which is a result and is recorded as such.
+One process trains a folder at a time (benchmark.rundir.run_lock).
 """
 from __future__ import annotations
 
@@ -18,18 +20,18 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from benchmark import determinism, plugins, registry
+from benchmark import determinism, plugins, registry, rundir
 from benchmark.methods.budget import solve
 from benchmark.methods.space import Method, method_from_dict
-from benchmark.record import now, provenance, write_record
+from benchmark.record import Record, now, provenance, write_record
+from benchmark.spec import RunSpec
 
 log = logging.getLogger("petl_bench.train")
 
 
-def _method(spec: dict[str, Any]) -> Method:
+def _method(raw: dict[str, Any]) -> Method:
     """Rebuild the method from the spec's plain-JSON form (the spec is all a job receives). Plugin forms are
     registered first; a plugin that failed to load at planning time fails its runs here, naming its package."""
-    raw = spec["method"]
     registry.load_plugins()
     if raw.get("broken"):
         raise registry.PluginError(raw["broken"])
@@ -157,13 +159,6 @@ def _hf_class(ref: str | type) -> type:
     return getattr(transformers, ref) if isinstance(ref, str) else ref
 
 
-def _last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = out / "checkpoint"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
 def _peak_memory_mb() -> float:
     import torch
 
@@ -172,29 +167,41 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None, force: bool = False) -> dict:
-    """Train the run `spec` describes into folder `out`; return its record (also written to out/record.json)."""
+def train_run(spec: RunSpec | dict[str, Any], out: Path, *, data_path: Path | None = None, force: bool = False,
+              keep_checkpoints: bool = False) -> dict:
+    """Train the run `spec` describes into folder `out`; return its record (also written to out/record.json).
+
+    Holds the folder's lock throughout; resumes only from this run's own complete checkpoints; `force` discards
+    whatever an earlier run left in the folder and trains from scratch."""
+    spec = spec if isinstance(spec, RunSpec) else RunSpec.from_json(spec)
+    out = Path(out)
+    with rundir.run_lock(out):
+        record_path = out / "record.json"
+        if record_path.exists() and not force:
+            raise FileExistsError(f"{record_path} already holds a record; move it away or pass --force to replace it")
+        if force:
+            rundir.start_fresh(out)
+        return _train(spec, out, data_path, keep_checkpoints)
+
+
+def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: bool) -> dict[str, Any]:
     import torch
     from transformers import set_seed
 
-    out = Path(out)
-    record_path = out / "record.json"
-    if record_path.exists() and not force:
-        raise FileExistsError(f"{record_path} already holds a record; move it away or pass --force to replace it")
     started, t0 = now(), time.perf_counter()
-    seed, threads = spec["seed"], spec.get("threads", 1)
+    seed, threads, settings = spec.seed, spec.threads, spec.task.to_json()
     torch.set_num_threads(threads)
-    task = registry.get_task(spec["task"]["task"])
-    settings = spec["task"]
-    method = _method(spec)
+    task = registry.get_task(spec.task.task)
+    method = _method(spec.method)
     plugins.preflight(method, settings["backbone"])
-    spec = {**spec, "method": {**spec["method"], **registry.provenance(method)}}
+    config = {**spec.to_json(), "method": {**spec.method, **registry.provenance(method)}}
     if task.needs_data and data_path is None:
         raise ValueError(f"task {task.name!r} reads prepared data: pass --data (see `petl-bench data`)")
+    resume = rundir.resume_point(out, spec.digest)  # before any model is built: a foreign folder stops here
 
     set_seed(seed)
     model = task.build_model(settings, method.init, seed)
-    method, sizes, formula = _solve_budget(method, spec["budget"], model)
+    method, sizes, formula = _solve_budget(method, spec.budget, model)
     trainable_names = plugins.guarded(method, "apply", lambda: method.apply(model))
     task.after_apply(model, settings, method)
     trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -204,8 +211,8 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
 
     data = task.data(settings, seed, data_path)
     has_length = hasattr(data.train, "__len__")
-    args = _training_args(spec["train"], out, seed, threads, has_length, _hf_class(task.training_args_class),
-                          task.training_kwargs(spec["train"]))
+    args = _training_args(spec.train, out, seed, threads, has_length, _hf_class(task.training_args_class),
+                          task.training_kwargs(spec.train))
     watch, events = DivergenceWatch(), LogEvents()
 
     def metrics(pred: Any) -> dict[str, float]:
@@ -213,20 +220,25 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
         return (data.metrics or task.compute_metrics)(logits, pred.label_ids)
 
     trainer = _hf_class(task.trainer)(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
-                           data_collator=data.collate, compute_metrics=metrics, callbacks=[watch, events])
-    resume = _last_checkpoint(out)
+                           data_collator=data.collate, compute_metrics=metrics,
+                           callbacks=[watch, events, rundir.IdentityStamp(out, spec.digest)])
     if resume:
         log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
-    if watch.diverged_at is None and not math.isfinite(result.training_loss):
+    result = (_restore_finished(trainer, resume) if resume and rundir.finished(resume)
+              else trainer.train(resume_from_checkpoint=str(resume) if resume else None))
+    if watch.diverged_at is None and result.training_loss is not None and not math.isfinite(result.training_loss):
         watch.diverged_at = result.global_step  # diverged after the last logged step
     status = "diverged" if watch.diverged_at is not None else "ok"
     curve = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
     events.final = True
     final = task.evaluate(trainer, data, settings) if status == "ok" else {}
-    record = {
-        "schema": 1,
-        "key": spec["key"],
+    record = Record(**{
+        "key": spec.key,
+        "digest": spec.digest,
+        "variant": spec.variant,
+        "label": spec.label,
+        "backbone": spec.trained_backbone,
+        "paper": {**spec.paper, "sizes": sizes},
         "status": status,
         "diverged_at_step": watch.diverged_at,
         "metrics": final,
@@ -234,26 +246,50 @@ def train_run(spec: dict[str, Any], out: Path, *, data_path: Path | None = None,
         "paper_metric": task.paper_metric or task.metric,
         "protocol": task.protocol(settings),
         "eval_split": data.eval_name,
-        "config": spec,
-        "method": {**method.to_dict(), "sizes": sizes, **registry.provenance(method)},
+        "config": config,
+        "method": {**method.to_dict(), "sizes": sizes, **registry.provenance(method),
+                   **({"override": True} if spec.method.get("override") else {})},
         "params": {**counts, "trainable_pct": 100 * counts["trainable"] / counts["backbone"],
                    "denominator": "pretrained backbone (task head and new tensors excluded)",
                    "formula": formula, "trainable_tensors": trainable_names},
+        # the mean loss over the steps this process trained (a resumed run's count is the steps after its resume)
         "train": {"steps": result.global_step, "train_loss": result.training_loss,
-                  "resumed_from": resume, "optimizer": args.optim, "bf16": args.bf16},
+                  "train_loss_steps": result.global_step - (rundir.step_of(resume) if resume else 0),
+                  "resumed_from": str(resume) if resume else None, "optimizer": args.optim, "bf16": args.bf16},
         "curve": curve,
         "convergence": convergence(curve, f"eval_{task.metric}", settings["options"].get("converge_at") or ()),
         "wall_time_s": time.perf_counter() - t0,
         "peak_memory_mb": _peak_memory_mb(),
         "determinism": determinism.report(determinism.current(bf16=args.bf16)),
         "provenance": provenance(seed, started),
-    }
-    if spec.get("save_backbone"):  # a pretraining run (Lu et al.'s Bit baseline) hands its backbone on
+        "delta": "delta.safetensors",
+        "log": "run.log",
+    })
+    if spec.save_backbone:  # a pretraining run (Lu et al.'s Bit baseline) hands its backbone on
         from benchmark.backbones.anatomy import core_of
 
-        core_of(model).save_pretrained(spec["save_backbone"])
-    write_record(record, record_path, overwrite=force)
-    return record
+        core_of(model).save_pretrained(spec.save_backbone)
+    from benchmark.methods.delta import save_delta
+
+    save_delta(model, out / "delta.safetensors", method)  # before the record: a record means its delta exists
+    write_record(record, out / "record.json", overwrite=True)
+    rundir.tidy(out, keep_checkpoints)
+    return record.to_json()
+
+
+def _restore_finished(trainer: Any, checkpoint: Path) -> Any:
+    """A run killed after its final checkpoint: restore that state (weights, log history, best checkpoint)
+    instead of training on. The Trainer, resumed at max_steps, would train one more step and change the result."""
+    from transformers import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(str(checkpoint))
+    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint is not None:
+        trainer._load_best_model()
+    log.info("restored the finished run from %s (step %d); no further training", checkpoint,
+             trainer.state.global_step)
+    return TrainOutput(trainer.state.global_step, None, {})  # no step trained here, so no training loss
 
 
 def convergence(curve: list[dict[str, Any]], key: str, thresholds: Any) -> dict[str, Any]:

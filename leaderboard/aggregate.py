@@ -1,7 +1,9 @@
 """Seeds → one cell: mean ± std, median, n and a 95% interval of the mean, with diverged and failed runs counted.
 
-A group is (task, method, budget, backbone). Statistics use the runs that finished (`ok`); diverged and failed
-runs stay in the group's counts so a table can say so instead of quietly reporting the survivors.
+A group is one configuration: (task, method, budget, backbone, variant), where the variant is the digest of the
+resolved spec without the seed, so only seeds of the same configuration are pooled (never two learning rates, or a
+config method that reuses a built-in's name, under one name). Statistics use the runs that finished (`ok`);
+diverged and failed runs stay in the group's counts so a table can say so instead of quietly reporting the survivors.
 
 The interval is Student's t under `MIN_BOOTSTRAP` seeds (a bootstrap of 2-4 values is just their range, far too
 narrow) and a percentile bootstrap from there on; one seed has no interval. Ranks are shared: a configuration's
@@ -157,10 +159,15 @@ class Group:
     runs: list[RunRow] = field(default_factory=list)
     metrics: dict[str, Summary] = field(default_factory=dict)
     pre_divergence: Summary | None = None
+    variant: str = ""
+    label: str = ""  # readable name of the configuration (the method, plus its grid block's overrides)
+    paper_task: str = ""  # the paper cell it answers (explicit fields, never the instance's name)
+    paper_backbone: str = ""
+    override: bool = False  # a config method replacing a built-in of the same name: never a paper cell
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return self.task, self.method, self.budget, self.backbone
+    def key(self) -> tuple[str, str, str, str, str]:
+        return self.task, self.method, self.budget, self.backbone, self.variant
 
     @property
     def sizes(self) -> dict[str, int] | None:
@@ -241,17 +248,22 @@ def load_groups(s: Session) -> list[Group]:
     metrics: dict[int, dict[str, float | None]] = defaultdict(dict)
     for run_id, name, value in s.execute(select(Metric.run_id, Metric.name, Metric.value)):
         metrics[run_id][name] = value
-    cols = (Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.seed, Run.status, Run.trainable,
-            Run.trainable_pct, Run.wall_time_s, Run.peak_memory_mb, Run.diverged_at_step, Run.pre_divergence,
-            Run.primary_metric, Run.sizes, Run.formula, Run.backbone_params, Run.config)
-    groups: dict[tuple[str, str, str, str], Group] = {}
-    for row in s.execute(select(*cols).order_by(Run.task, Run.method, Run.budget, Run.backbone, Run.seed)):
-        key = (row.task, row.method, row.budget, row.backbone)
+    cols = (Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.variant, Run.seed, Run.status,
+            Run.trainable, Run.trainable_pct, Run.wall_time_s, Run.peak_memory_mb, Run.diverged_at_step,
+            Run.pre_divergence, Run.primary_metric, Run.sizes, Run.formula, Run.backbone_params, Run.config,
+            Run.label, Run.paper_task, Run.paper_backbone, Run.override)
+    groups: dict[tuple[str, str, str, str, str], Group] = {}
+    order = (Run.task, Run.method, Run.budget, Run.backbone, Run.variant, Run.seed)
+    for row in s.execute(select(*cols).order_by(*order)):
+        key = (row.task, row.method, row.budget, row.backbone, row.variant)
         g = groups.get(key)
         if g is None:
             source, plugin, homepage = sources.get(row.method, (None, False, None))
-            g = groups[key] = Group(*key, primary=primaries.get(row.task) or row.primary_metric, source=source,
-                                    plugin=plugin, homepage=homepage)
+            g = groups[key] = Group(row.task, row.method, row.budget, row.backbone,
+                                    primary=primaries.get(row.task) or row.primary_metric, source=source,
+                                    plugin=plugin, homepage=homepage, variant=row.variant, label=row.label,
+                                    paper_task=row.paper_task, paper_backbone=row.paper_backbone,
+                                    override=bool(row.override))
         g.runs.append(RunRow(id=row.id, seed=row.seed, status=row.status, trainable=row.trainable,
                              trainable_pct=row.trainable_pct, wall_time_s=row.wall_time_s,
                              peak_memory_mb=row.peak_memory_mb, diverged_at_step=row.diverged_at_step,

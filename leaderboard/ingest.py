@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from benchmark.record import RecordError, validate_record
+from benchmark.record import Record, RecordError
 from leaderboard import papers
-from leaderboard.store import Backbone, Method, Metric, Provenance, Reported, Run, Task, engine_for
+from leaderboard.store import (Backbone, Method, Metric, Provenance, Reported, Run, Task, engine_for,
+                               take_writer_lock)
 
 LOG_TAIL_LINES = 40
 LOG_TAIL_BYTES = 16_384
@@ -30,26 +31,27 @@ PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "device", "host", "started", "f
 class Loaded:
     path: Path
     sha256: str
-    record: dict[str, Any]
+    record: Record
     earlier_failure: str | None = None  # a failed.json for the same run beside a record.json that followed it
 
     @property
-    def key(self) -> tuple[str, str, str, str, int]:
-        k = self.record["key"]
-        return (str(k["task"]), str(k["method"]), str(k["budget"]), backbone_of(self.record), int(k["seed"]))
+    def key(self) -> tuple[str, str, str, str, str, int]:
+        """The run's identity as the database keys it: names, the backbone that trained, variant digest, seed."""
+        k = self.record.key
+        return (k["task"], k["method"], k["budget"], backbone_of(self.record), self.record.variant, k["seed"])
 
 
 BACKBONE_SWAP = "backbone:"  # method init "backbone:<name>" (benchmark.backbones.fpt.BACKBONE_SWAP)
 
 
-def method_info(record: dict[str, Any]) -> dict[str, Any]:
+def method_info(record: Record) -> dict[str, Any]:
     """The record's method block: the top-level one a finished run writes, else the resolved config's (all a
     crashed run's failed.json has)."""
-    info = record.get("method") or (record.get("config") or {}).get("method")
+    info = record.method or record.config.get("method")
     return info if isinstance(info, dict) else {}
 
 
-def swapped_backbone(record: dict[str, Any]) -> str | None:
+def swapped_backbone(record: Record) -> str | None:
     """The backbone a baseline puts in place of the task's (Lu et al.'s LSTM and ViT-initialised runs): the
     task config still names the task's transformer, but the model that trained is the one in the method's
     `init`, and that is the backbone the paper tables compare against."""
@@ -59,9 +61,12 @@ def swapped_backbone(record: dict[str, Any]) -> str | None:
     return None
 
 
-def backbone_of(record: dict[str, Any]) -> str:
-    """The backbone the run really trained: a swapped-in one, else the task's."""
-    task = (record.get("config") or {}).get("task") or {}
+def backbone_of(record: Record) -> str:
+    """The backbone the run really trained, as the spec resolved it (a crashed run's failed.json lacks it: the
+    swapped-in one, else the task's)."""
+    if isinstance(record.backbone, str):
+        return record.backbone
+    task = record.config.get("task") or {}
     return swapped_backbone(record) or str(task.get("backbone") or "unknown")
 
 
@@ -84,26 +89,32 @@ def _load(path: Path) -> Loaded:
         record = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RecordError(f"{path}: not valid JSON (truncated or corrupt?): {e}") from None
-    validate_record(record, str(path))
+    return Loaded(path, hashlib.sha256(raw).hexdigest(), Record.parse(record, str(path)))
+
+
+def load_planned_paths(planned: Path) -> set[str]:
+    """The run folders (relative to runs/) that a grid planned: `path` of each entry of its planned.json."""
     try:
-        int(record["key"]["seed"])
-    except (TypeError, ValueError):
-        raise RecordError(f"{path}: key.seed {record['key']['seed']!r} is not an integer") from None
-    if not isinstance(record.get("params"), dict) or not isinstance(record.get("config"), dict):
-        raise RecordError(f"{path}: params and config must be objects")
-    return Loaded(path, hashlib.sha256(raw).hexdigest(), record)
+        items = json.loads(Path(planned).read_text())
+    except (OSError, ValueError) as e:
+        raise RecordError(f"{planned}: cannot read the planned runs: {e}") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("path"), str) for i in items):
+        raise RecordError(f"{planned}: expected a JSON list of objects with a `path` (as the plan rule writes)")
+    return {i["path"] for i in items}
 
 
-def load_records(runs_dir: Path) -> list[Loaded]:
-    """Every record.json (and failed.json, written by a crashed run) under `runs_dir`, all validated; raise one
-    RecordError listing every bad file."""
+def load_records(runs_dir: Path, planned: set[str] | None = None) -> list[Loaded]:
+    """Every record.json (and failed.json, written by a crashed run) under `runs_dir` — only the planned run
+    folders when `planned` is given — all validated; raise one RecordError listing every bad file."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RecordError(f"{runs_dir}: no such runs folder")
     loaded, errors, failures = [], [], []
-    seen: dict[tuple[str, str, str, str, int], Path] = {}
+    seen: dict[tuple[str, str, str, str, str, int], Path] = {}
     for name, out in (("record.json", loaded), ("failed.json", failures)):
         for path in sorted(runs_dir.rglob(name)):
+            if planned is not None and path.parent.relative_to(runs_dir).as_posix() not in planned:
+                continue
             try:
                 out.append(_load(path))
             except RecordError as e:
@@ -121,7 +132,7 @@ def load_records(runs_dir: Path) -> list[Loaded]:
             loaded.append(fail)
         elif loaded[i].path.name == "record.json":
             mixed = hashlib.sha256((loaded[i].sha256 + fail.sha256).encode()).hexdigest()
-            loaded[i] = Loaded(loaded[i].path, mixed, loaded[i].record, str(fail.record.get("error") or "failed"))
+            loaded[i] = Loaded(loaded[i].path, mixed, loaded[i].record, str(fail.record.error or "failed"))
         else:
             errors.append(f"{fail.path}: same run key {fail.key} as {loaded[i].path}")
     if errors:
@@ -167,10 +178,10 @@ def _int(value: Any) -> int | None:
     return None if f is None else int(f)
 
 
-def _last_eval(record: dict[str, Any]) -> float | None:
+def _last_eval(record: Record) -> float | None:
     """The last evaluated headline metric in the curve: what FPT reports (with †) for a run that diverged."""
-    key = f"eval_{record.get('primary_metric')}"
-    curve = record.get("curve") if isinstance(record.get("curve"), list) else []
+    key = f"eval_{record.primary_metric}"
+    curve = record.curve if isinstance(record.curve, list) else []
     values = [_num(h.get(key)) for h in curve if isinstance(h, dict)]
     values = [v for v in values if v is not None and v == v]
     return values[-1] if values else None
@@ -179,34 +190,41 @@ def _last_eval(record: dict[str, Any]) -> float | None:
 def _run_values(item: Loaded) -> dict[str, Any]:
     """The runs-table columns for one record (its key columns included)."""
     r = item.record
-    params, info = r["params"], method_info(r)
-    task, method, budget, backbone, seed = item.key
+    params, info = r.params, method_info(r)
+    task, method, budget, backbone, variant, seed = item.key
+    paper = r.paper if isinstance(r.paper, dict) else {}
     return {
-        "task": task, "method": method, "budget": budget, "backbone": backbone, "seed": seed,
-        "status": r["status"], "diverged_at_step": _int(r.get("diverged_at_step")),
-        "primary_metric": r.get("primary_metric"),
-        "pre_divergence": _last_eval(r) if r["status"] == "diverged" else None,
-        "eval_split": r.get("eval_split"),
+        "task": task, "method": method, "budget": budget, "backbone": backbone, "variant": variant, "seed": seed,
+        "digest": r.digest, "label": str(r.label or method),
+        "paper_task": str(paper.get("task") or (r.config.get("task") or {}).get("task") or task),
+        "paper_backbone": str(paper.get("backbone") or backbone), "override": bool(paper.get("override")),
+        "status": r.status, "diverged_at_step": _int(r.diverged_at_step),
+        "primary_metric": r.primary_metric,
+        "pre_divergence": _last_eval(r) if r.status == "diverged" else None,
+        "eval_split": r.eval_split,
         "trainable": _int(params.get("trainable")), "total": _int(params.get("total")),
         "backbone_params": _int(params.get("backbone")), "trainable_pct": _num(params.get("trainable_pct")),
         "formula": _int(params.get("formula")), "sizes": info.get("sizes"),
-        "steps": _int((r.get("train") or {}).get("steps")),
-        "wall_time_s": _num(r.get("wall_time_s")), "peak_memory_mb": _num(r.get("peak_memory_mb")),
-        "config": r["config"], "curve": r.get("curve") if isinstance(r.get("curve"), list) else [],
-        "log_tail": _log_tail(item.path, r.get("error_tail")),
-        "error": r.get("error") if isinstance(r.get("error"), str) else (
+        "steps": _int((r.train or {}).get("steps")),
+        "wall_time_s": _num(r.wall_time_s), "peak_memory_mb": _num(r.peak_memory_mb),
+        "config": r.config, "curve": r.curve if isinstance(r.curve, list) else [],
+        "log_tail": _log_tail(item.path, r.error_tail),
+        "error": r.error if isinstance(r.error, str) else (
             f"an earlier attempt failed: {item.earlier_failure}" if item.earlier_failure else None),
-        "record_path": str(item.path), "record_sha256": item.sha256,
+        "record_path": str(item.path.resolve()), "record_sha256": item.sha256,
     }
 
 
 def _metric_rows(run_id: int, item: Loaded) -> list[dict[str, Any]]:
-    return [{"run_id": run_id, "name": str(k), "value": _num(v)} for k, v in sorted(item.record["metrics"].items())
-            if _num(v) is not None or v is None]
+    rows = [{"run_id": run_id, "name": str(k), "value": _num(v)} for k, v in sorted(item.record.metrics.items())]
+    if item.record.status == "ok" and item.record.convergence and "steps_to_converge" not in item.record.metrics:
+        # Lu et al.'s convergence table reads this metric (None: never converged within the run)
+        rows.append({"run_id": run_id, "name": "steps_to_converge", "value": _num(item.record.steps_to_converge)})
+    return rows
 
 
 def _provenance_row(run_id: int, item: Loaded) -> dict[str, Any]:
-    prov = item.record.get("provenance") or {}
+    prov = item.record.provenance or {}
     row: dict[str, Any] = {"run_id": run_id}
     for c in PROVENANCE_COLUMNS:
         v = prov.get(c)
@@ -222,18 +240,18 @@ def _upsert_dimensions(s: Session, items: list[Loaded]) -> None:
     methods = {m.name: m for m in s.scalars(select(Method))}
     for item in items:
         r = item.record
-        task_cfg = r["config"].get("task") or {}
-        name = str(r["key"]["task"])
+        task_cfg = r.config.get("task") or {}
+        name = str(r.key["task"])
         t = tasks.get(name) or tasks.setdefault(name, s.merge(Task(name=name)))
-        if r.get("primary_metric"):
-            t.primary_metric = r["primary_metric"]
+        if r.primary_metric:
+            t.primary_metric = r.primary_metric
         if task_cfg.get("version") is not None:
             t.version = str(task_cfg["version"])
         bname = backbone_of(r)
         b = backbones.get(bname) or backbones.setdefault(bname, s.merge(Backbone(name=bname)))
         if task_cfg.get("backbone_path") and swapped_backbone(r) is None:
             b.path = str(task_cfg["backbone_path"])
-        mname = str(r["key"]["method"])
+        mname = str(r.key["method"])
         m = methods.get(mname) or methods.setdefault(mname, s.merge(Method(name=mname)))
         _describe_method(m, method_info(r))
 
@@ -270,12 +288,14 @@ def sync_reported(s: Session) -> int:
     return len(cells)
 
 
-def _drop_moved_runs(s: Session, items: list[Loaded],
-                     known: dict[tuple[str, str, str, str, int], tuple[int, str, str]]) -> None:
-    """Delete rows whose record file now yields a different key (e.g. a swapped-backbone baseline indexed under
-    its task's backbone before `backbone_of` knew better), so the record is re-inserted once, not twice."""
-    key_of_path = {str(it.path): it.key for it in items}
-    moved = [key for key, (_, _, path) in known.items() if key_of_path.get(path, key) != key]
+def _drop_gone_runs(s: Session, runs_dir: Path, items: list[Loaded],
+                    known: dict[tuple[str, str, str, str, str, int], tuple[int, str, str]]) -> None:
+    """Make the rows under `runs_dir` mirror its records: delete rows whose record file is gone (deleted, or not
+    planned) or now yields a different key, so a record is indexed once and a deleted one disappears."""
+    key_of_path = {str(it.path.resolve()): it.key for it in items}
+    root = str(Path(runs_dir).resolve()) + "/"
+    moved = [key for key, (_, _, path) in known.items()
+             if path.startswith(root) and key_of_path.get(path) != key]
     if not moved:
         return
     ids = [known.pop(key)[0] for key in moved]
@@ -284,25 +304,27 @@ def _drop_moved_runs(s: Session, items: list[Loaded],
     s.execute(delete(Run).where(Run.id.in_(ids)))
 
 
-def ingest(runs_dir: Path, db_url: str) -> int:
-    """Index every record.json under `runs_dir` into `db_url`; returns how many records were ingested.
+def ingest(runs_dir: Path, db_url: str, planned: Path | None = None) -> int:
+    """Index every record.json under `runs_dir` (only the planned runs, given a planned.json) into `db_url`, and
+    drop rows of this folder whose record is gone; returns how many records were ingested.
 
     New runs go in with bulk INSERTs and changed ones with bulk UPDATEs keyed on their id, so 10,000 records
     take seconds; unchanged records (same path and hash) are not touched at all.
     """
-    items = load_records(runs_dir)
+    items = load_records(runs_dir, load_planned_paths(planned) if planned is not None else None)
     engine = engine_for(db_url)
     with Session(engine) as s, s.begin():
+        take_writer_lock(s.connection())  # PostgreSQL: one writer at a time (SQLite: BEGIN IMMEDIATE)
         sync_reported(s)
         _upsert_dimensions(s, items)
         s.flush()
-        known = {(r.task, r.method, r.budget, r.backbone, r.seed): (r.id, r.record_sha256, r.record_path)
-                 for r in s.execute(select(Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.seed,
-                                           Run.record_sha256, Run.record_path))}
-        _drop_moved_runs(s, items, known)
+        known = {(r.task, r.method, r.budget, r.backbone, r.variant, r.seed): (r.id, r.record_sha256, r.record_path)
+                 for r in s.execute(select(Run.id, Run.task, Run.method, Run.budget, Run.backbone, Run.variant,
+                                           Run.seed, Run.record_sha256, Run.record_path))}
+        _drop_gone_runs(s, runs_dir, items, known)
         new = [it for it in items if it.key not in known]
         changed = [(known[it.key][0], it) for it in items
-                   if it.key in known and known[it.key][1:] != (it.sha256, str(it.path))]
+                   if it.key in known and known[it.key][1:] != (it.sha256, str(it.path.resolve()))]
         if changed:
             ids = [run_id for run_id, _ in changed]
             s.execute(update(Run), [{"id": run_id, **_run_values(it)} for run_id, it in changed])

@@ -46,8 +46,8 @@ def slug(*parts: Any) -> str:
     return safe
 
 
-def run_page(task: str, method: str, budget: str, backbone: str, seed: int) -> str:
-    return f"runs/{slug(task, method, budget, backbone, seed)}.html"
+def run_page(task: str, method: str, budget: str, backbone: str, seed: int, variant: str = "") -> str:
+    return f"runs/{slug(task, method, budget, backbone, variant, seed)}.html"
 
 
 def task_page(task: str) -> str:
@@ -97,9 +97,12 @@ class ReportedIndex:
 
     def for_group(self, g: Group, metric: str | None) -> list[Reported]:
         """Reported numbers this group reproduces: exact budget name first, then same resolved sizes."""
-        cells = [c for c in self.by_key.get((g.task, g.method, metric or ""), [])
-                 if g.answers(c.budget or "default") and (not c.match_backbone or c.backbone == g.backbone)]
-        return sorted(cells, key=lambda c: (c.budget != g.budget, c.backbone != g.backbone))
+        if g.override:  # a config method under a built-in's name is not the paper's method
+            return []
+        paper_backbone = g.paper_backbone or g.backbone
+        cells = [c for c in self.by_key.get((g.paper_task or g.task, g.method, metric or ""), [])
+                 if g.answers(c.budget or "default") and (not c.match_backbone or c.backbone == paper_backbone)]
+        return sorted(cells, key=lambda c: (c.budget != g.budget, c.backbone != paper_backbone))
 
 
 def safe_homepage(url: str | None) -> str | None:
@@ -112,6 +115,12 @@ def safe_homepage(url: str | None) -> str | None:
     except ValueError:
         return None
     return url if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def _display_name(g: Group) -> str:
+    """The configuration's readable label; a config method that replaces a built-in says so."""
+    name = g.label or g.method
+    return f"{name} [config override of the built-in]" if g.override else name
 
 
 def _delta_class(d: float | None) -> str:
@@ -174,7 +183,7 @@ def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root:
                 if rep else "—")
     first = g.first_ok_seed()
     return {
-        "task": g.task, "method": g.method, "budget": g.budget, "backbone": g.backbone, "source": g.source,
+        "task": g.task, "method": _display_name(g), "budget": g.budget, "backbone": g.backbone, "source": g.source,
         "plugin": g.plugin, "homepage": safe_homepage(g.homepage),
         "rank": rank if rank is not None else "—", "rank_v": _num(rank),
         "pct": fmt(pct, 4) if pct is not None else "—", "pct_v": _num(pct),
@@ -193,9 +202,9 @@ def group_row(g: Group, reported: ReportedIndex, other_metrics: list[str], root:
         "delta_class": _delta_class(delta),
         "wall": fmt(g.wall_time_s, 1), "wall_v": _num(g.wall_time_s),
         "mem": fmt(g.peak_memory_mb, 0), "mem_v": _num(g.peak_memory_mb),
-        "href": root + run_page(g.task, g.method, g.budget, g.backbone, first.seed) if first else None,
+        "href": root + run_page(g.task, g.method, g.budget, g.backbone, first.seed, g.variant) if first else None,
         "seeds": [{"seed": r.seed, "status": r.status,
-                   "href": root + run_page(g.task, g.method, g.budget, g.backbone, r.seed)} for r in g.runs],
+                   "href": root + run_page(g.task, g.method, g.budget, g.backbone, r.seed, g.variant)} for r in g.runs],
     }
 
 
@@ -247,7 +256,7 @@ def _series_by_method(points: dict[str, list[plots.Point]], colors: dict[str, in
 
 def _run_href(g: Group, root: str) -> str | None:
     first = g.first_ok_seed()
-    return root + run_page(g.task, g.method, g.budget, g.backbone, first.seed) if first else None
+    return root + run_page(g.task, g.method, g.budget, g.backbone, first.seed, g.variant) if first else None
 
 
 def budget_plot(groups: list[Group], reported: ReportedIndex, root: str, colors: dict[str, int]) -> Any:
@@ -364,7 +373,8 @@ def problem_runs(s: Session, groups: list[Group]) -> list[dict[str, Any]]:
     errors: dict[int, str | None] = {run_id: error for run_id, error in s.execute(unfinished)}
     out = [{"status": r.status, "name": f"{g.task}/{g.method}/{g.budget}/{r.seed}", "task": g.task,
             "method": g.method, "budget": g.budget, "backbone": g.backbone, "seed": r.seed,
-            "what": _what_happened(g, r, errors), "href": run_page(g.task, g.method, g.budget, g.backbone, r.seed)}
+            "what": _what_happened(g, r, errors),
+            "href": run_page(g.task, g.method, g.budget, g.backbone, r.seed, g.variant)}
            for g in groups for r in g.runs if r.status != "ok"]
     return sorted(out, key=lambda p: (p["status"] != "failed", p["task"], p["method"], p["budget"],
                                       p["backbone"], p["seed"]))
@@ -439,7 +449,7 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
             if not batch:
                 break
             for run in batch:
-                _write(out_dir / run_page(run.task, run.method, run.budget, run.backbone, run.seed),
+                _write(out_dir / run_page(run.task, run.method, run.budget, run.backbone, run.seed, run.variant),
                        run_tpl.render(root="../", run=run,
                                       method_origin=sources.get(run.method, (None, False, None)),
                                       task_href="../" + task_page(run.task), provenance=_provenance_json(run),
@@ -452,12 +462,13 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
         # paper tables
         views = build_views(groups)
         write_tables(views, tables_dir, data_dir)
-        idx = {(g.task, g.method) for g in groups}
+        idx = {(g.paper_task or g.task, g.method): g.task for g in groups}  # paper cell → the instance that ran it
         table_ctx = []
         for v in views:
             rows = []
             for r in v.rows:
-                task = next((c.task for c in r.cells if c is not None and c.reproduced_backbone and (c.task, r.method) in idx), None)
+                task = next((idx[(c.task, r.method)] for c in r.cells
+                             if c is not None and c.reproduced_backbone and (c.task, r.method) in idx), None)
                 rows.append({"row": r.row, "method": r.method, "budget": r.budget, "params": r.params,
                              "href": task_page(task) if task else None,
                              "cells": [_cell_ctx(c) for c in r.cells]})

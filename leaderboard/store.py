@@ -15,6 +15,8 @@ from sqlalchemy import (JSON, BigInteger, Boolean, Engine, Float, ForeignKey, In
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from benchmark.errors import ConfigError
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
@@ -45,16 +47,24 @@ class Method(Base):
 
 
 class Run(Base):
-    """One run record. The natural key includes the backbone so a mini grid and a paper grid can share a database."""
+    """One run record, keyed by its identity: the names, the backbone that trained, the variant (the digest of the
+    resolved spec without the seed) and the seed, so two configurations under one name are two rows, never one."""
     __tablename__ = "runs"
-    __table_args__ = (UniqueConstraint("task", "method", "budget", "backbone", "seed", name="uq_run_key"),)
+    __table_args__ = (UniqueConstraint("task", "method", "budget", "backbone", "variant", "seed",
+                                       name="uq_run_identity"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task: Mapped[str] = mapped_column(ForeignKey("tasks.name"), index=True)
     method: Mapped[str] = mapped_column(ForeignKey("methods.name"))
     budget: Mapped[str] = mapped_column(String(100))
     backbone: Mapped[str] = mapped_column(ForeignKey("backbones.name"))
+    variant: Mapped[str] = mapped_column(String(12))
     seed: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(Text)  # readable name of the configuration (method + grid overrides)
+    paper_task: Mapped[str] = mapped_column(String(100))  # the paper cell it answers, by explicit fields
+    paper_backbone: Mapped[str] = mapped_column(String(200))
+    override: Mapped[bool] = mapped_column(Boolean, default=False)  # a config method that replaces a built-in
     status: Mapped[str] = mapped_column(String(20))
     diverged_at_step: Mapped[Optional[int]] = mapped_column(Integer)
     pre_divergence: Mapped[Optional[float]] = mapped_column(Float)  # last evaluated primary metric before it
@@ -173,9 +183,37 @@ def engine_for(db_url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:  # concurrent first ingests: one creates the schema, the others wait
+            take_writer_lock(conn)
+            _refuse_pre_identity(conn)
+            Base.metadata.create_all(conn)
+            _add_missing_columns(conn)
+        return engine
+    _refuse_pre_identity(engine)
     _create_schema(engine)
     _add_missing_columns(engine)
     return engine
+
+
+WRITER_LOCK = 0x5045_544C  # "PETL": the PostgreSQL advisory lock that writers of this schema take
+
+
+def take_writer_lock(conn: Any) -> None:
+    """Serialise writers for the rest of the transaction, as SQLite's BEGIN IMMEDIATE does: on PostgreSQL two
+    ingests would otherwise both insert the same new task/method rows (or both create the schema) and one fail."""
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK})
+
+
+def _refuse_pre_identity(bind: Any) -> None:
+    """A database from before run identities keys runs on names alone; it cannot be altered into one that does."""
+    have = inspect(bind)
+    if have.has_table("runs") and "variant" not in {c["name"] for c in have.get_columns("runs")}:
+        raise ConfigError(f"{bind.engine.url}: this database predates run identities (runs keyed by name); it is "
+                          f"only an index over the records, so delete it (or use a new --db) and ingest again")
 
 
 def _create_schema(engine: Engine, tries: int = 5) -> None:
@@ -191,7 +229,7 @@ def _create_schema(engine: Engine, tries: int = 5) -> None:
                 raise
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def _add_missing_columns(bind: Any) -> None:
     """Add columns that a newer schema has and an existing database lacks (create_all never alters a table).
 
     The database is only an index over the records, but a team's shared leaderboard should not have to be
@@ -201,7 +239,7 @@ def _add_missing_columns(engine: Engine) -> None:
     from sqlalchemy.exc import OperationalError, ProgrammingError
     from sqlalchemy.schema import CreateColumn
 
-    have = inspect(engine)
+    have = inspect(bind)
     for table in Base.metadata.sorted_tables:
         if not have.has_table(table.name):
             continue
@@ -209,10 +247,14 @@ def _add_missing_columns(engine: Engine) -> None:
         for column in table.columns:
             if column.name in present:
                 continue
-            ddl = CreateColumn(column).compile(dialect=engine.dialect)
+            ddl = CreateColumn(column).compile(dialect=bind.dialect)
+            sql = f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}'
+            if not isinstance(bind, Engine):  # a connection inside the caller's (locked) transaction
+                bind.exec_driver_sql(sql)
+                continue
             try:
-                with engine.begin() as conn:
-                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+                with bind.begin() as conn:
+                    conn.exec_driver_sql(sql)
             except (OperationalError, ProgrammingError) as e:
                 if "duplicate" not in str(e).lower() and "already exists" not in str(e).lower():
                     raise

@@ -10,6 +10,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+from benchmark.record import Record
+from benchmark.spec import RunSpec, TaskSettings
+
 EVIL = "<script>alert(1)</script>"  # a method name that must render as text
 IA3_HOMEPAGE = "https://example.org/petl-ia3?a=1&b=<2>"  # a real link, with characters to escape
 EVIL_HOMEPAGE = "javascript:alert(1)"  # a plugin homepage that must never become a link
@@ -22,12 +25,15 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
                 wall_time_s: float = 12.0, peak_memory_mb: float = 500.0, trainable_pct: float | None = None,
                 steps: int = 100, plugin: bool | None = None, homepage: str | None = None,
                 init: str = "pretrained", options: dict[str, Any] | None = None,
-                max_steps: int | None = None) -> dict[str, Any]:
+                max_steps: int | None = None, family: str | None = None, overrides: dict[str, Any] | None = None,
+                override: bool = False) -> dict[str, Any]:
     """A record as benchmark/train.py writes it; `value` is the headline metric (None for a failed run).
 
     `plugin` defaults to what benchmark.registry.provenance would say for `source` (a distribution other than
     petl-bench, and not a config-defined method); `init` "backbone:<name>" makes a swapped-backbone baseline;
-    `options` are the task instance's options, `max_steps` the configured training length (default `steps`)."""
+    `options` are the task instance's options, `max_steps` the configured training length (default `steps`);
+    `family` makes `task` an instance of that task family; `overrides` are a grid block's training settings (another
+    configuration, another variant); `override` marks a config method that replaces a built-in's name."""
     key = {"task": task, "method": method, "budget": budget, "seed": seed}
     pct = trainable_pct if trainable_pct is not None else PCT.get(budget, 1.0)
     backbone_n = 1_000_000
@@ -46,15 +52,20 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
                     "init": init, "train_all": method == "full", "sizes": {},
                     "package": None if package == "config" else package, "version": version or None,
                     "homepage": homepage, "entry_point": None, "plugin": plugin, "forms": {}}
-    return {
-        "schema": 1, "key": key, "status": status,
+    # the identity is built the way benchmark.config builds it, so synthetic records have real digests
+    spec = RunSpec(task=TaskSettings(name=task, task=family or task, backbone=backbone, backbone_path=None,
+                                     data_dir=None, options=dict(options or {}), train={}, version="1"),
+                   method={k: v for k, v in method_block.items() if k != "sizes"} | ({"override": True} if override
+                                                                                    else {}),
+                   method_name=method, budget=budget, seed=seed, overrides=dict(overrides or {}),
+                   train={"max_steps": max_steps or steps, "learning_rate": 1e-3, "batch_size": 16,
+                          **(overrides or {})})
+    return Record(**{
+        "key": key, "digest": spec.digest, "variant": spec.variant, "label": spec.label,
+        "backbone": spec.trained_backbone, "paper": spec.paper, "status": status,
         "diverged_at_step": steps if status == "diverged" else None,
         "metrics": metrics, "primary_metric": metric, "eval_split": "held-out",
-        "config": {"key": key, "seed": seed, "budget": budget, "threads": 1,
-                   "task": {"name": task, "task": task, "backbone": backbone, "version": "1",
-                            "options": options or {}},
-                   "method": {k: v for k, v in method_block.items() if k != "sizes"},
-                   "train": {"max_steps": max_steps or steps, "learning_rate": 1e-3, "batch_size": 16}},
+        "config": spec.to_json(),
         "method": method_block,
         "params": {"trainable": int(backbone_n * pct / 100), "total": backbone_n + 1000, "backbone": backbone_n,
                    "trainable_pct": pct, "formula": int(backbone_n * pct / 100), "trainable_tensors": ["x.weight"]},
@@ -66,12 +77,12 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
                        "threads": 1, "host": "synthetic", "seed": seed, "started": "2026-01-01T00:00:00+00:00",
                        "finished": "2026-01-01T00:01:00+00:00"},
         **({"error": "synthetic failure"} if status == "failed" else {}),
-    }
+    }).to_json()
 
 
 def write_record(runs_dir: Path, record: dict[str, Any], log: str | None = None) -> Path:
     k = record["key"]
-    path = Path(runs_dir) / k["task"] / k["method"] / k["budget"] / str(k["seed"]) / "record.json"
+    path = Path(runs_dir) / k["task"] / k["method"] / k["budget"] / record["variant"] / str(k["seed"]) / "record.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     if log is not None:

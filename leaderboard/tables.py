@@ -119,9 +119,12 @@ class TableView:
 
 
 def index_groups(groups: list[Group]) -> dict[tuple[str, str], list[Group]]:
+    """Groups by the paper cell they answer: the run's explicit paper task and method (an instance's name plays no
+    part). A config method that overrides a built-in's name answers no paper cell."""
     idx: dict[tuple[str, str], list[Group]] = defaultdict(list)
     for g in groups:
-        idx[(g.task, g.method)].append(g)
+        if not g.override:
+            idx[(g.paper_task or g.task, g.method)].append(g)
     return idx
 
 
@@ -129,9 +132,10 @@ def pick_group(candidates: list[Group], budget: str, backbone: str, match_backbo
     """The group that reproduces a reported cell: one that ran `budget` (by name or by resolved sizes), on the
     paper's backbone if run, else (unless the table is about backbones) the one with the most runs."""
     ran = [g for g in candidates if g.answers(budget)]
-    ran.sort(key=lambda g: (g.budget != budget, g.backbone != backbone, -len(g.runs), g.backbone))
+    ran.sort(key=lambda g: (g.budget != budget, (g.paper_backbone or g.backbone) != backbone,
+                            g.label not in ("", g.method), -len(g.runs), g.backbone, g.variant))
     if match_backbone:
-        ran = [g for g in ran if g.backbone == backbone]
+        ran = [g for g in ran if (g.paper_backbone or g.backbone) == backbone]
     return ran[0] if ran else None
 
 

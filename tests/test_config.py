@@ -55,7 +55,7 @@ def test_data_folder_without_splits_named(tmp_path) -> None:
 def test_config_method_composition_and_conflict() -> None:
     ok = {**grid(methods=["mine"]), "methods": {"mine": {"compose": [{"form": "lowrank", "site": "kv", "r": 4}]}}}
     spec = load_config(ok).spec(Run("bit-xor", "mine", "r2", 1))
-    assert spec["method"]["compose"][0]["site"] == "kv"
+    assert spec.method["compose"][0]["site"] == "kv"
     bad = {**grid(methods=["mine"]), "methods": {"mine": {"compose": [{"form": "lowrank", "site": "kv", "r": 4},
                                                                       {"form": "lowrank", "site": "kv", "r": 8}]}}}
     with pytest.raises(ConfigError, match=r"methods.mine: compose\[0\] and compose\[1\] both put form 'lowrank'"):
@@ -81,5 +81,5 @@ def test_defaults_filled_and_grid_expanded() -> None:
     assert cfg.raw["results"] == "results" and cfg.raw["threads"] == 1
     assert len(cfg.runs) == 5  # (fpt, lora) × (1, 2) ∪ lora × (2, 3): the union, without duplicates
     spec = cfg.spec(Run("bit-xor", "lora", "default", 3))
-    assert spec["task"]["backbone"] == "tiny-bert"
-    assert spec["train"]["learning_rate"] == 1e-3  # the task's paper recipe
+    assert spec.task.backbone == "tiny-bert"
+    assert spec.train["learning_rate"] == 1e-3  # the task's paper recipe

@@ -22,8 +22,9 @@ def test_bit_pretraining_is_an_input_of_the_bit_runs(tmp_path, repo):
     log = done.stdout + done.stderr
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", log)
     pretrain = [b for b in blocks if re.match(r"(local)?rule pretrain_bit:", b)]
-    bit_runs = [b for b in blocks if re.match(r"(local)?rule train_from_bit:", b)]
-    plain = [b for b in blocks if re.match(r"(local)?rule train:", b)]
+    trains = [b for b in blocks if re.match(r"(local)?rule train:", b)]
+    bit_runs = [b for b in trains if "input:" in b and "backbones/bit-memory" in b]
+    plain = [b for b in trains if b not in bit_runs]
     assert len(pretrain) == 1 and "backbones/bit-memory/tiny-bert" in pretrain[0]
     assert len(bit_runs) == 2 and all("input:" in b and "backbones/bit-memory/tiny-bert" in b for b in bit_runs)
     assert {re.search(r"runs/bit-xor/([^/]+)/", b).group(1) for b in bit_runs} == {"fpt-bit"}

@@ -147,7 +147,7 @@ def test_downloads(site: Path) -> None:
 
 
 def test_run_page_shows_config_provenance_log_and_curve(site: Path) -> None:
-    page = next((site / "runs").glob("bit-xor__fpt__default__minilm-l6__1.html")).read_text()
+    page = next((site / "runs").glob("bit-xor__fpt__default__minilm-l6__*__1.html")).read_text()
     assert "final accuracy 96" in page and "git_commit" in page and "learning_rate" in page
     assert "<svg" in page and "<polyline" in page
     assert "lock abababababab (installed set matches)" in page  # the environment, comparable at a glance
@@ -169,7 +169,7 @@ def test_plugin_badge_links_its_homepage_escaped_and_only_over_http(site: Path) 
     assert f'<a class="badge plugin" href="{escape(IA3_HOMEPAGE)}" rel="external noopener noreferrer"' in text
     assert EVIL_HOMEPAGE not in text  # shown as a plain badge, never as a link
     assert text.count('class="badge plugin"') == 2  # ia3 and the evil plugin; built-ins carry no badge
-    run = (site / "runs" / "bit-xor__ia3__default__minilm-l6__1.html").read_text()
+    run = next((site / "runs").glob("bit-xor__ia3__default__minilm-l6__*__1.html")).read_text()
     assert f'href="{escape(IA3_HOMEPAGE)}"' in run
 
 
@@ -187,9 +187,10 @@ def test_index_lists_failed_and_diverged_runs_by_name(site: Path) -> None:
     section = text.split('id="problem-runs"', 1)[1].split("<h2>", 1)[0]
     assert "Failed and diverged runs (2)" in text
     rows = re.findall(r'<tr><td><a href="([^"]+)">([^<]+)</a></td><td>([^<]+)</td><td class="st-(\w+)">', section)
-    assert rows == [("runs/bit-xor__full__default__minilm-l6__2.html", "bit-xor/full/default/2", "minilm-l6", "failed"),
-                    ("runs/bit-xor__full__default__minilm-l6__1.html", "bit-xor/full/default/1", "minilm-l6",
-                     "diverged")]
+    # run pages carry the configuration's variant digest: two configurations under one name never share a page
+    assert [(re.sub(r"__[0-9a-f]{12}__", "__V__", h), *rest) for h, *rest in rows] == [
+        ("runs/bit-xor__full__default__minilm-l6__V__2.html", "bit-xor/full/default/2", "minilm-l6", "failed"),
+        ("runs/bit-xor__full__default__minilm-l6__V__1.html", "bit-xor/full/default/1", "minilm-l6", "diverged")]
     assert "synthetic failure" in section and "diverged at step 100 (last accuracy before: 50.00)" in section
     assert all((site / href).is_file() for href, *_ in rows)
 
@@ -201,14 +202,14 @@ def test_crashed_run_from_failed_json_is_named_on_the_overview(tmp_path: Path) -
     failure.update({"params": {}, "wall_time_s": None, "error": "RuntimeError: CUDA out of memory\nmore",
                     "error_tail": "Traceback …"})
     del failure["method"]
-    folder = runs / "bit-xor" / "lora" / "r8" / "3"
+    folder = runs / "bit-xor" / "lora" / "r8" / failure["variant"] / "3"
     folder.mkdir(parents=True)
     (folder / "failed.json").write_text(json.dumps(failure))
     (folder / "run.log").write_text("loading\nRuntimeError: CUDA out of memory\n")
     url = f"sqlite:///{tmp_path / 'b.sqlite'}"
     ingest(runs, url)
     index = render_site(url, tmp_path / "lb").read_text()
-    href = "runs/bit-xor__lora__r8__tiny-bert__3.html"
+    href = f"runs/bit-xor__lora__r8__tiny-bert__{failure['variant']}__3.html"
     assert f'<a href="{href}">bit-xor/lora/r8/3</a>' in index and "RuntimeError: CUDA out of memory" in index
     assert "more" not in index.split('id="problem-runs"', 1)[1].split("<h2>", 1)[0]  # the first line only
     assert "Traceback" not in index and "CUDA out of memory" in (tmp_path / "lb" / href).read_text()

@@ -187,9 +187,8 @@ def test_import_error_is_named_and_fenced_off(site: Path) -> None:
     report = check_method("boom")
     assert not report.ok and report.violations[0].rule == "signature"
     assert "petl-boom 0.1.0" in str(report.violations[0])
-    spec = {"method": broken.to_dict()}
     with pytest.raises(registry.PluginError, match="petl-boom"):
-        _method(spec)
+        _method(broken.to_dict())
 
 
 def test_entry_point_that_is_not_a_method(site: Path) -> None:
@@ -242,8 +241,7 @@ def test_a_runs_spec_can_name_a_form_its_plugin_registers_on_import(site: Path) 
 
     write_plugin(site, "petl-side", "petl_fake_side", plugin_source("vecside", "side"),
                  {"side": "petl_fake_side:METHOD"})
-    spec = {"method": {"name": "side", "compose": [{"form": "vecside", "site": "ffn"}], "train_all": False,
-                       "init": "pretrained", "source": "petl-side 0.1.0"}}
-    method = _method(spec)
+    method = _method({"name": "side", "compose": [{"form": "vecside", "site": "ffn"}], "train_all": False,
+                      "init": "pretrained", "source": "petl-side 0.1.0"})
     assert method.mods[0].form == "vecside" and method.source == "petl-side 0.1.0"
     assert registry.provenance(method)["package"] == "petl-side"

@@ -49,7 +49,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str, str
     out = subprocess.run([snakemake(), "-n", "--cores", "all", "--nolock", "--config", f"results={results}"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    found = re.findall(r"runs/([^/\s]+)/([^/\s]+)/([^/\s]+)/(\d+)/record\.json", out.stdout + out.stderr)
+    found = re.findall(r"runs/([^/\s]+)/([^/\s]+)/([^/\s]+)/[0-9a-f]{12}/(\d+)/record\.json", out.stdout + out.stderr)
     return {(t, m, b, int(s)) for t, m, b, s in found}
 
 

@@ -10,6 +10,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import Run, load_config
 from benchmark.record import RecordError, read_record, write_record
+from benchmark.spec import RunSpec
 from benchmark.train import train_run
 
 CFG = {"tasks": {"bit-xor": {"backbone": "tiny-bert", "options": {"eval_size": 32},
@@ -17,11 +18,10 @@ CFG = {"tasks": {"bit-xor": {"backbone": "tiny-bert", "options": {"eval_size": 3
        "grid": [{"tasks": ["bit-xor"], "methods": ["full", "fpt", "lora"]}]}
 
 
-def spec(method: str, **train) -> dict:
+def spec(method: str, **train) -> RunSpec:
     cfg = load_config(CFG)
     s = cfg.spec(Run("bit-xor", method, "default", 1))
-    s["train"].update(train)
-    return s
+    return s.with_(train={**s.train, **train})
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,11 @@ def test_record_has_design_fields(fpt_record) -> None:
     assert prov["packages"]["transformers"] and prov["seed"] == 1
     assert record["config"]["task"]["backbone"] == "tiny-bert"
     assert [c["step"] for c in record["curve"]] == [3, 6]
-    assert (out / "checkpoint").is_dir() and not list(out.glob(".record-*"))
+    # after the record only the deltas, the log and the record stay (full checkpoints are removed)
+    assert not (out / "checkpoint").exists() and not list(out.glob(".record-*"))
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "delta.safetensors", "record.json"]
+    assert record["digest"] == spec("fpt").digest and record["variant"] == spec("fpt").variant
+    assert (out / "record.json").stat().st_mode & 0o040  # group-readable, like the log
     assert record["determinism"]["cuda"] is False and record["determinism"]["nondeterministic"] == []
     assert record["determinism"]["exact_repeat_expected"] is True
 

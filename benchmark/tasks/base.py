@@ -6,6 +6,8 @@ method and the Trainer together. `settings` is the task's resolved configuration
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -102,6 +104,34 @@ class Task:
                 if k.removeprefix("eval_") in (self.metric, "loss") or k.removeprefix("eval_") in self.extra_metrics}
 
 
+MAX_LINE = 1 << 20  # bytes: no dataset row is this long; a file of garbage without newlines stops here
+
+
+def check_jsonl(path: Path, columns: tuple[str, ...], max_lines: int | None = None) -> None:
+    """Fail fast on a data file that is not what it claims: each line one JSON object holding `columns`. The
+    error names the file, the line and the expected columns; a huge file of garbage stops at its first line."""
+    expected = f"expected one JSON object per line with columns {', '.join(columns)}"
+    with open(path, "rb") as f:
+        for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE + 1), b""), 1):
+            if max_lines is not None and n > max_lines:
+                return
+            if len(raw) > MAX_LINE:
+                raise ConfigError(f"{path}, line {n}: longer than {MAX_LINE} bytes (not jsonl?); {expected}")
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as e:
+                cut = "" if raw.endswith(b"\n") else " (the last line is cut short: a truncated file?)"
+                raise ConfigError(f"{path}, line {n}: not valid JSON{cut}: {e}; {expected}") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}, line {n}: a JSON {type(row).__name__}, not an object; {expected}")
+            missing = [c for c in columns if c not in row]
+            if missing:
+                raise ConfigError(f"{path}, line {n}: lacks column(s) {', '.join(missing)} (has "
+                                  f"{', '.join(sorted(row)) or 'none'}); {expected}")
+
+
 class JsonlTask(Task):
     """A task whose data is the Hub dataset `hub_id`/`hub_config`, kept locally as `<split>.jsonl` files in the
     Hub's columns. The data rule writes that folder from the Hub or copies a local `data_dir` in the same
@@ -123,6 +153,8 @@ class JsonlTask(Task):
             hub = self.hub_id + (f"/{self.hub_config}" if self.hub_config else "")
             raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(f'{s}.jsonl' for s in missing)} "
                               f"(a local copy of the Hub's {hub} in jsonl, columns {', '.join(self.columns)})")
+        for split in self.splits:  # the first lines at planning; every line when the data rule copies them
+            check_jsonl(Path(source) / f"{split}.jsonl", self.columns, max_lines=5)
 
     def fixture_row(self, split: str, i: int, rng: Any) -> dict[str, Any]:
         """Row `i` of a fixture split, in the Hub's columns."""
@@ -146,6 +178,7 @@ class JsonlTask(Task):
         source = settings.get("data_dir")
         if source is not None:
             for split in self.splits:
+                check_jsonl(Path(source) / f"{split}.jsonl", self.columns)
                 shutil.copyfile(Path(source) / f"{split}.jsonl", out_dir / f"{split}.jsonl")
             return
         import datasets

@@ -1,13 +1,15 @@
-# One folder per task instance: a Hub download, or a copy of a local folder (`data_dir`).
+# One folder per task instance and data settings (resources/data/<task>/<data digest>): a Hub download, or a copy
+# of a local folder (`data_dir`). A change to the data settings prepares a new folder; training settings do not.
 # Generated tasks (bit tasks, ListOps) need no data rule.
 
 
 rule data:
     output:
-        directory(f"{RESOURCES}/data/{{task}}"),
+        directory(f"{RESOURCES}/data/{{task}}/{{data_digest}}"),
     log:
-        f"{RESULTS}/logs/data/{{task}}.log",
+        f"{RESULTS}/logs/data/{{task}}-{{data_digest}}.log",
     params:
-        spec=lambda w: json.dumps(CFG.task_settings(w.task)),
+        # the data settings only: a training change must not refetch the data
+        spec=lambda w: json.dumps({k: v for k, v in CFG.task_settings(w.task).items() if k != "train"}),
     shell:
-        "petl-bench data --task {wildcards.task} --spec {params.spec:q} --out {output} > {log} 2>&1"
+        "petl-bench data --task {wildcards.task:q} --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"

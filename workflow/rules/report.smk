@@ -1,11 +1,12 @@
-# Records → database (idempotent upsert) → tables and static leaderboard.
+# Records → database (mirrors exactly this grid's records) → tables and static leaderboard.
+# Every path reaches the shell quoted (Q = shlex.quote, or Snakemake's :q).
 
 
 rule plan:
     output:
         f"{RESULTS}/planned.json",
     params:
-        runs=[r.path for r in RUNS],
+        runs=[{**s.key, "variant": s.variant, "path": s.path} for s in SPECS.values()],
     run:
         with open(output[0], "w") as f:
             json.dump(params.runs, f, indent=0)
@@ -13,13 +14,16 @@ rule plan:
 
 rule ingest:
     input:
-        [record_path(r) for r in RUNS],
+        records=[record_path(s) for s in SPECS.values()],
+        planned=f"{RESULTS}/planned.json",
     output:
         f"{RESULTS}/bench.sqlite",
     log:
         f"{RESULTS}/logs/ingest.log",
+    params:
+        runs=f"{RESULTS}/runs",
     shell:
-        "petl-bench ingest --runs {RESULTS}/runs --db {output} > {log} 2>&1"
+        "petl-bench ingest --runs {params.runs:q} --planned {input.planned:q} --db {output:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -37,5 +41,5 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "petl-bench report --db {input.db} --planned {input.planned} --out {output.site} "
-        "--tables {output.tables} --plots {output.plots} > {log} 2>&1"
+        "petl-bench report --db {input.db:q} --planned {input.planned:q} --out {output.site:q} "
+        "--tables {output.tables:q} --plots {output.plots:q} > {log:q} 2>&1"

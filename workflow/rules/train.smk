@@ -1,14 +1,15 @@
-# One training job per (task, method, budget, seed). The resolved spec travels as JSON, so a
-# change to the config that affects a run re-triggers it (Snakemake's params rerun trigger).
-# Memory and runtime grow with each retry (`attempt`); GPU ids are claimed per job (benchmark.devices).
-# run.log gets one line per event (progress bars only on a terminal); a failure's one-line reason is also
-# echoed to the console.
+# One training job per run. Its output path carries the run's identity digest (see common.smk), so Snakemake's
+# own DAG reruns a run whose resolved spec changed, and only that one. Memory and runtime grow with each retry
+# (`attempt`); GPU ids are claimed per job (benchmark.devices). run.log gets one line per event (progress bars
+# only on a terminal); a failure's one-line reason is also echoed to the console.
 
 JOB_DEFAULTS = {"mem_mb": 16000, "runtime": 720}
 
 
 def train_inputs(w):
-    return [data_dir(w.task)] if needs_data(w.task) else []
+    spec = spec_of(w)
+    data = [data_dir(w.task)] if needs_data(w.task) else []
+    return data + ([spec.task.backbone_path] if spec.method.get("init") == "bit" else [])
 
 
 def job_resource(w, key: str):
@@ -19,16 +20,26 @@ def job_resource(w, key: str):
 
 def gpu_ids_arg() -> str:
     ids = CFG.raw["gpu_ids"]
-    return f"--gpu-ids {','.join(map(str, ids))} --resources {RESOURCES}" if ids else ""
+    return f"--gpu-ids {Q(','.join(map(str, ids)))} --resources {Q(RESOURCES)}" if ids else ""
+
+
+def job_spec(spec: RunSpec) -> str:
+    """The spec as the job receives it. Threads travel as --threads, so a change of threads (not identity) does not
+    trip Snakemake's params trigger."""
+    return json.dumps({k: v for k, v in spec.to_json().items() if k != "threads"})
+
+
+def data_arg(w) -> str:
+    return f"--data {Q(data_dir(w.task))}" if needs_data(w.task) else ""
 
 
 rule train:
     input:
         train_inputs,
     output:
-        f"{RESULTS}/runs/{{task}}/{{method}}/{{budget}}/{{seed}}/record.json",
+        f"{RESULTS}/runs/{{task}}/{{method}}/{{budget}}/{{variant}}/{{seed}}/record.json",
     log:
-        f"{RESULTS}/runs/{{task}}/{{method}}/{{budget}}/{{seed}}/run.log",
+        f"{RESULTS}/runs/{{task}}/{{method}}/{{budget}}/{{variant}}/{{seed}}/run.log",
     threads: CFG.raw["threads"]
     resources:
         gpu=CFG.raw["gpus"],
@@ -36,12 +47,14 @@ rule train:
         runtime=lambda w, attempt: job_resource(w, "runtime") * attempt,
         gpu_model=lambda w: job_resource(w, "gpu_model") or "",
     params:
-        spec=lambda w, threads: json.dumps({**CFG.spec(run_of(w)), "threads": threads}),
+        spec=lambda w: job_spec(spec_of(w)),
         out=lambda w, output: os.path.dirname(output[0]),
-        data=lambda w, input: f"--data {input[0]}" if input else "",
+        data=data_arg,
         gpus=gpu_ids_arg(),
+        keep="--keep-checkpoints" if CFG.raw["keep_checkpoints"] else "",
     shell:
-        "petl-bench train --task {wildcards.task} --spec {params.spec:q} --out {params.out} "
-        "--log {log} {params.data} {params.gpus} > /dev/null 2>> {log} "
+        "petl-bench train --task {wildcards.task:q} --spec {params.spec:q} --threads {threads} --out {params.out:q} "
+        "--log {log:q} {params.data} {params.gpus} {params.keep} > /dev/null 2>> {log:q} "
         # a failed job's reason, one line, on the console (the run's last log line: the CLI writes it so)
-        "|| {{ echo \"train {wildcards.task}/{wildcards.method}/{wildcards.budget}/{wildcards.seed}: $(tail -n 1 {log})\" >&2; exit 1; }}"
+        "|| {{ echo \"train {wildcards.task}/{wildcards.method}/{wildcards.budget}/{wildcards.variant}/"
+        "{wildcards.seed}: $(tail -n 1 {log:q})\" >&2; exit 1; }}"

@@ -1,0 +1,171 @@
+"""A run's identity: the typed, resolved spec that config hands to training, and its digest.
+
+Everything that can change a result — the task instance (family, options, data, version), the backbone (name and
+local path), the method's composition, the budget, the training recipe and the seed — is part of `identity()`;
+its SHA-256 is the run's digest. The digest names the run's folder (so two configurations never share a record or
+a checkpoint, and Snakemake plans a new job when any of it changes), is stored in every checkpoint (so a run only
+resumes its own) and in the record. What cannot change a result (threads, host, commit, versions, names and
+labels) stays outside it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from benchmark.errors import ConfigError
+
+# Names become folder names and shell arguments: letters, digits and `. _ + -`, starting with a letter or digit (so
+# never `.`/`..`, never an option like `-x`, never a slash, a space, a quote or a shell metacharacter), ≤ 100 chars.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+SAFE_NAME_TEXT = "letters, digits and . _ + - (starting with a letter or digit, at most 100 characters)"
+SHORT = 12  # hex digits of a digest in folder names: 48 bits, no accidental collision in any real grid
+
+
+def check_name(name: Any, where: str) -> str:
+    """A name that may become a path component and a shell argument; else a ConfigError saying what is allowed."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: name {name!r} is not allowed; use only {SAFE_NAME_TEXT} — names become "
+                          f"folder names and command-line arguments")
+    return name
+
+
+def canonical(obj: Any) -> str:
+    """The one JSON text of a value that its digest is taken over (sorted keys, no spaces, floats as Python
+    prints them), so equal specs give equal digests on every machine."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(canonical(obj).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """A resolved task instance: the family's defaults with the config's instance settings applied."""
+    name: str  # the instance's name in the config (a label; not part of the identity)
+    task: str  # the task family
+    backbone: str
+    backbone_path: str | None
+    data_dir: str | None
+    options: dict[str, Any]
+    train: dict[str, Any]  # the instance's recipe, before grid-block overrides
+    version: str | None = None
+    paper: dict[str, Any] = field(default_factory=dict)  # explicit paper-cell fields (task, backbone)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "backbone": self.backbone, "backbone_path": self.backbone_path,
+                "data_dir": self.data_dir, "options": self.options, "train": self.train, "version": self.version,
+                "paper": self.paper}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "TaskSettings":
+        return cls(name=raw["name"], task=raw["task"], backbone=raw["backbone"],
+                   backbone_path=raw.get("backbone_path"), data_dir=raw.get("data_dir"),
+                   options=dict(raw.get("options") or {}), train=dict(raw.get("train") or {}),
+                   version=raw.get("version"), paper=dict(raw.get("paper") or {}))
+
+    def identity(self) -> dict[str, Any]:
+        return {"family": self.task, "options": self.options, "version": self.version,
+                "backbone": self.backbone, "backbone_path": self.backbone_path, "data_dir": self.data_dir}
+
+    @property
+    def data_digest(self) -> str:
+        """What the prepared data folder depends on (not the backbone or the recipe): it names that folder, so a
+        new data_dir or option prepares the data again instead of training on a stale copy."""
+        return digest({"family": self.task, "options": self.options, "version": self.version,
+                       "data_dir": self.data_dir})[:SHORT]
+
+
+METHOD_IDENTITY = ("compose", "train_all", "init")  # name, source and description are labels
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one training job needs, typed: config → `petl-bench train` → task. `digest` is its identity."""
+    task: TaskSettings
+    method: dict[str, Any]  # Method.to_dict() (plus, at training time, where it came from)
+    method_name: str
+    budget: str
+    seed: int
+    train: dict[str, Any]  # the recipe with this run's grid-block overrides applied
+    overrides: dict[str, Any] = field(default_factory=dict)  # the grid block's own training overrides
+    threads: int = 1
+    save_backbone: str | None = None  # a pretraining run saves its trained backbone here (not identity)
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {"task": self.task.name, "method": self.method_name, "budget": self.budget, "seed": self.seed}
+
+    def identity(self, *, seed: bool = True) -> dict[str, Any]:
+        out = {"task": self.task.identity(), "method": {k: self.method.get(k) for k in METHOD_IDENTITY},
+               "budget": self.budget, "train": self.train}
+        return {**out, "seed": self.seed} if seed else out
+
+    @property
+    def digest(self) -> str:
+        """The run's identity."""
+        return digest(self.identity())
+
+    @property
+    def variant(self) -> str:
+        """The identity without the seed: the runs that the leaderboard pools as seeds of one configuration."""
+        return digest(self.identity(seed=False))[:SHORT]
+
+    @property
+    def path(self) -> str:
+        """The run folder under `runs/`: readable names, then the variant digest, then the seed."""
+        return f"{self.task.name}/{self.method_name}/{self.budget}/{self.variant}/{self.seed}"
+
+    @property
+    def trained_backbone(self) -> str:
+        """The backbone that really trains: a baseline's swapped-in one (method init `backbone:<name>`), else the
+        task's."""
+        init = self.method.get("init")
+        if isinstance(init, str) and init.startswith("backbone:") and len(init) > len("backbone:"):
+            return init[len("backbone:"):]
+        return self.task.backbone
+
+    @property
+    def paper(self) -> dict[str, Any]:
+        """The paper cell this run answers, by explicit fields (never by instance name): the task family (or the
+        instance's `paper.task`), the backbone that trained (or `paper.backbone`), the method and the budget."""
+        return {"task": self.task.paper.get("task") or self.task.task,
+                "backbone": self.task.paper.get("backbone") or self.trained_backbone,
+                "method": self.method_name, "budget": self.budget, "override": bool(self.method.get("override"))}
+
+    @property
+    def label(self) -> str:
+        """A readable name for the configuration: the method, plus the grid block's overrides when it has any."""
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        return f"{self.method_name} ({extra})" if extra else self.method_name
+
+    def with_(self, **changes: Any) -> "RunSpec":
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plain-JSON form that travels to a job and into the record's `config`."""
+        out = {"key": self.key, "task": self.task.to_json(), "method": self.method, "budget": self.budget,
+               "seed": self.seed, "train": self.train, "overrides": self.overrides, "threads": self.threads,
+               "digest": self.digest, "variant": self.variant, "label": self.label}
+        if self.save_backbone:
+            out["save_backbone"] = self.save_backbone
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "RunSpec":
+        """Parse a spec; a stated digest that does not match the content is an error (a hand-edited spec)."""
+        try:
+            spec = cls(task=TaskSettings.from_json(raw["task"]), method=dict(raw["method"]),
+                       method_name=str(raw["key"]["method"]), budget=str(raw["budget"]), seed=raw["seed"],
+                       train=dict(raw["train"]), overrides=dict(raw.get("overrides") or {}),
+                       threads=int(raw.get("threads", 1)), save_backbone=raw.get("save_backbone"))
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"run spec: missing or malformed field {e}") from None
+        if not isinstance(spec.seed, int) or isinstance(spec.seed, bool):
+            raise ConfigError(f"run spec: seed {spec.seed!r} is not an integer")
+        if raw.get("digest") not in (None, spec.digest):
+            raise ConfigError(f"run spec: stated digest {raw['digest']} does not match its content ({spec.digest})")
+        return spec
