@@ -190,15 +190,6 @@ class Record:
             raise RecordError(f"{where}: unknown field(s) {unknown}; a record has {', '.join(sorted(FIELDS))}")
         return cls(**raw)
 
-    @property
-    def steps_to_converge(self) -> int | None:
-        """Lu et al.'s convergence measure: steps to the task's first threshold (`converge_at`), else to 99% of
-        the run's own best; None if never reached (or not measured)."""
-        conv = self.convergence or {}
-        steps_to = conv.get("steps_to") or {}
-        value = next(iter(steps_to.values()), None) if steps_to else conv.get("steps_to_99pct_of_best")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
 
 FIELDS = {f.name for f in fields(Record)}
 

@@ -216,11 +216,7 @@ def _run_values(item: Loaded) -> dict[str, Any]:
 
 
 def _metric_rows(run_id: int, item: Loaded) -> list[dict[str, Any]]:
-    rows = [{"run_id": run_id, "name": str(k), "value": _num(v)} for k, v in sorted(item.record.metrics.items())]
-    if item.record.status == "ok" and item.record.convergence and "steps_to_converge" not in item.record.metrics:
-        # Lu et al.'s convergence table reads this metric (None: never converged within the run)
-        rows.append({"run_id": run_id, "name": "steps_to_converge", "value": _num(item.record.steps_to_converge)})
-    return rows
+    return [{"run_id": run_id, "name": str(k), "value": _num(v)} for k, v in sorted(item.record.metrics.items())]
 
 
 def _provenance_row(run_id: int, item: Loaded) -> dict[str, Any]:
