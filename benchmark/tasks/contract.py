@@ -16,10 +16,13 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark import registry
 from benchmark.tasks.base import Task
+
+if TYPE_CHECKING:
+    from benchmark.spec import RunSpec
 
 RULES = ("smoke", "fixture", "train", "metrics")
 METHOD = "full"  # every backbone and task head trains under it, so the contract tests the task alone
@@ -58,7 +61,7 @@ def required_metrics(task: Task) -> list[str]:
     return sorted(own | reported_metrics(task.name))
 
 
-def _spec(task: Task, source: Path | None) -> dict[str, Any]:
+def _spec(task: Task, source: Path | None) -> "RunSpec":
     from benchmark.config import Run, load_config
 
     settings = {k: v for k, v in task.smoke.items()}
@@ -104,13 +107,13 @@ def _check(task: Task, workdir: Path) -> TaskReport:
     if task.needs_data:
         data = workdir / "data"
         try:
-            task.prepare(spec["task"], data)
+            task.prepare(spec.task.to_json(), data)
         except Exception as e:
             report.violations.append(("fixture", f"prepare from the fixture raised {type(e).__name__}: {e}"))
             return report
     from benchmark.train import train_run
 
-    spec["train"] = {**spec["train"], "max_steps": 2}
+    spec = spec.with_(train={**spec.train, "max_steps": 2})
     try:
         record = train_run(spec, workdir / "run", data_path=data)
     except Exception as e:
