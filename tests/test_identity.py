@@ -93,6 +93,9 @@ elif a[0] == "ingest":
     Path(opt("--db")).write_text("")
 elif a[0] == "report":
     Path(opt("--out")).mkdir(parents=True, exist_ok=True); Path(opt("--out"), "index.html").write_text("")
+    for folder in ("--tables", "--plots"):
+        if folder in a:
+            Path(opt(folder)).mkdir(parents=True, exist_ok=True)
 '''
 
 
