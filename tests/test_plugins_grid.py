@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def test_plugin_method_runs_in_the_grid_and_a_broken_one_is_fenced_off(tmp_path:
     assert out.returncode != 0, "the broken plugin's run must fail"
     assert "petl-gridboom" in out.stderr, out.stderr[-3000:]  # named when the grid is planned, too
     # the failed job's reason, one line on the console (not only the 1 KB spec Snakemake prints)
-    line = next((x for x in out.stderr.splitlines() if x.startswith("train bit-xor/boom/default/1: ")), "")
+    line = next((x for x in out.stderr.splitlines()  # task/method/budget/<variant>/seed
+                 if re.match(r"train bit-xor/boom/default/[0-9a-f]{12}/1: ", x)), "")
     assert "petl-bench train: failed: " in line and "petl-gridboom" in line, out.stderr[-3000:]
 
     runs = results / "runs" / "bit-xor"
