@@ -49,6 +49,8 @@ def _check_table(path: Path, t: dict[str, Any]) -> None:
         if k not in t:
             raise ValueError(f"{path}: table {t.get('id', '?')} lacks {k!r}")
     for r in t["rows"]:
+        if r.get("not_in_paper") and any(v is not None for v in r.get("values", [])):
+            raise ValueError(f"{path}: {t['id']} row {r.get('row')!r} is `not_in_paper` but has reported values")
         if len(r.get("values", [])) != len(t["columns"]):
             raise ValueError(f"{path}: {t['id']} row {r.get('row')!r} has {len(r.get('values', []))} values "
                              f"for {len(t['columns'])} columns")

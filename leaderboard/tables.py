@@ -28,7 +28,7 @@ class Cell:
     task: str
     metric: str
     label: str
-    reported: float
+    reported: float | None  # None: a row the paper did not print (`not_in_paper`), run as its own labelled row
     reported_flag: str | None
     backbone: str  # the paper's
     statistic: str
@@ -56,7 +56,9 @@ class Cell:
     @property
     def delta(self) -> float | None:
         """Reproduced − reported, only like with like."""
-        return None if self.value is None or self.setup_differs else self.value - self.reported
+        if self.value is None or self.setup_differs or self.reported is None:
+            return None
+        return self.value - self.reported
 
     def text(self, pm: str = "±", dag: str = "†", ddag: str = "‡") -> str:
         """'98.40 ± 0.50 (n=5)‡', '61.2† (diverged)', '3 failed' or 'missing'."""
@@ -77,6 +79,8 @@ class Cell:
         return out + (ddag if self.setup_differs else "")
 
     def reported_text(self, dag: str = "†") -> str:
+        if self.reported is None:
+            return "—"
         return f"{self.reported:g}" + (dag if self.reported_flag else "")
 
     def delta_text(self) -> str:
@@ -163,10 +167,11 @@ def build_views(groups: list[Group], tables: tuple[PaperTable, ...] | None = Non
             flags = r.get("flags") or [None] * len(t.columns)
             match = bool(r.get("match_backbone", t.match_backbone))
             for col, value, flag, bb in zip(t.columns, r["values"], flags, r["backbone_per_column"]):
-                if value is None:
+                if value is None and not r.get("not_in_paper"):
                     rv.cells.append(None)
                     continue
-                cell = Cell(col.task, col.metric, col.label, float(value), flag, bb, t.statistic)
+                reported = None if value is None else float(value)
+                cell = Cell(col.task, col.metric, col.label, reported, flag, bb, t.statistic)
                 if rv.method:
                     g = pick_group(idx.get((col.task, rv.method), []), rv.budget or "default", bb, match)
                     fill_cell(cell, g)

@@ -116,6 +116,8 @@ def test_every_paper_number_is_data() -> None:
     ("he2022-table4", "MH PA (attn), r=30", "wmt16-en-ro", "bleu_tokenized", 35.3, "mbart-large-cc25", "mh-pa", "r30"),
     ("lu2021-table1", "FPT (GPT-2)", "cifar10", "accuracy", 72.1, "gpt2-large", "fpt", "default"),
     ("lu2021-table1", "LSTM", "bit-xor", "accuracy", 50.1, "lstm", "lstm", "default"),
+    ("lu2021-table1", "Full (trained from scratch)", "cifar10", "accuracy", 70.3, "gpt2-3layer", "full-scratch",
+     "default"),
     ("lu2021-scaling", "Random, GPT-2 medium", "cifar10", "accuracy", 64.0, "gpt2-medium", "fpt-random", "default"),
     ("lu2021-convergence", "Random init", "cifar10-lra", "steps_to_converge", 6e5, "gpt2", "fpt-random", "default"),
 ])

@@ -65,6 +65,9 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
     BackboneSpec("longformer-base", "longformer", "allenai/longformer-base-4096"),
     BackboneSpec("vit-base", "vit", "google/vit-base-patch16-224-in21k"),
     BackboneSpec("lstm", "lstm", "tiny", dict(hidden_size=768, num_layers=3)),  # no pretrained weights exist
+    # Lu et al.'s "Full" CIFAR-10 baseline: GPT-2 (small) with 3 layers, trained from scratch (no weights exist)
+    BackboneSpec("gpt2-3layer", "gpt2", "tiny", dict(n_layer=3, n_embd=768, n_head=12, n_positions=1024,
+                                                      vocab_size=50257, activation_function="gelu_new")),
     BackboneSpec("tiny-vit", "vit", "tiny", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                                  intermediate_size=64, image_size=32, patch_size=4)),
     BackboneSpec("tiny-lstm", "lstm", "tiny", dict(hidden_size=32, num_layers=2)),

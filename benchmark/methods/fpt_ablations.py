@@ -2,7 +2,8 @@
 
 Successive unfreezing (Table "ablation"): output layer only → + layer norms → + input layer →
 + positions (= `fpt`, defined with the built-ins) ; then `fpt` plus feed-forward and/or attention.
-Baselines change the backbone's weights (`init`): statistics-only (`stats`), Bit-Memory-pretrained
+Lu et al.'s "Full" is `full-scratch` (random init, everything trains; on CIFAR-10 a 3-layer GPT-2, the
+`gpt2-3layer` backbone). Baselines change the backbone's weights (`init`): statistics-only (`stats`), Bit-Memory-pretrained
 (`bit`: the workflow pretrains and passes the checkpoint), ViT-initialised and the LSTM
 (`backbone:<name>`: the architecture itself is replaced). The output layer is the task head, so
 every method trains it.
@@ -35,6 +36,9 @@ RAW: dict[str, dict[str, Any]] = {
                 "description": "FPT on a transformer first trained (from random init) on Bit Memory, then frozen"},
     "vit-init": {"compose": _unfreeze(*FPT), "init": "backbone:vit-base",
                  "description": "FPT on ViT-base (ImageNet-21k), in place of the task's backbone"},
+    "full-scratch": {"train_all": True, "init": "random",
+                     "description": "Lu et al.'s 'Full': the transformer trained from scratch (random init, every "
+                                    "weight trains); `full` is pretrained fine-tuning, a different experiment"},
     "lstm": {"train_all": True, "init": "backbone:lstm",
              "description": "Lu et al.'s LSTM baseline: 3 layers, hidden 768, every weight trains (lr 3e-4)"},
 }
