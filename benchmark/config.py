@@ -17,9 +17,9 @@ import yaml
 from benchmark import registry
 from benchmark.backbones.registry import get_backbone
 from benchmark.errors import ConfigError
-from benchmark.methods.budget import check_budget
+from benchmark.methods.budget import check_budget, parse_budget, with_sizes
 from benchmark.methods.space import Method, method_from_dict
-from benchmark.spec import RunSpec, TaskSettings, check_name
+from benchmark.spec import METHOD_IDENTITY, RunSpec, TaskSettings, check_name, digest
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data (wheel-safe)
 SCHEMA: dict[str, Any] = yaml.safe_load(SCHEMA_PATH.read_text())  # read once; validation deep-copies defaults
@@ -107,6 +107,7 @@ class Config:
         for name in {r.task for r in self.runs}:
             self.task_spec(name)
         self.specs = {r: self.spec(r) for r in self.runs}
+        self.aliases = self._plan_once()
         self._check_collisions()
 
     def _check_names(self) -> None:
@@ -137,6 +138,39 @@ class Config:
             other = seen.setdefault(spec.path, run)
             if other != run and self.specs[other].digest != spec.digest:  # pragma: no cover - a digest collision
                 raise ConfigError(f"grid: runs {other} and {run} would share the folder {spec.path}")
+
+    def resolved_identity(self, spec: RunSpec) -> str | None:
+        """The run's identity with its budget name replaced by the sizes it resolves to ('default' of prefix and
+        'l200' are one run); None for a share budget ('0.5pct'), which only a built model resolves."""
+        kind, sizes = parse_budget(spec.budget)
+        if kind == "pct":
+            return None
+        method = self.method(spec.method_name)
+        if kind == "sizes":
+            method = with_sizes(method, sizes)  # type: ignore[arg-type]
+        resolved = method.to_dict()
+        identity = {**spec.identity(), "budget": None,
+                    "method": {k: resolved.get(k) for k in METHOD_IDENTITY}}
+        return digest(identity)
+
+    def _plan_once(self) -> dict[Run, Run]:
+        """Plan each resolved run once. Of grid points naming one run under two budgets (He et al.'s Table 6
+        `prefix default` and Table 4's `prefix l200`), the `default` one (else the first) is planned and the others
+        become its aliases: the leaderboard matches a size budget by the resolved sizes a record carries, so every
+        paper cell of the alias reads the planned run. Returns {dropped run: planned run}."""
+        planned: dict[str, Run] = {}
+        aliases: dict[Run, Run] = {}
+        for run in sorted(self.runs, key=lambda r: r.budget != "default"):  # stable: config order otherwise
+            key = self.resolved_identity(self.specs[run])
+            if key is None:
+                continue
+            if key in planned:
+                aliases[run] = planned[key]
+            else:
+                planned[key] = run
+        self.runs = [r for r in self.runs if r not in aliases]
+        self.specs = {r: s for r, s in self.specs.items() if r not in aliases}
+        return aliases
 
     def _expand(self) -> list[Run]:
         runs: dict[Run, None] = {}

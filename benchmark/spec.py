@@ -75,10 +75,17 @@ class TaskSettings:
     def data_digest(self) -> str:
         """What the prepared data folder depends on (not the backbone or the recipe): it names that folder, so a
         new data_dir or option prepares the data again instead of training on a stale copy."""
-        return digest({"family": self.task, "options": self.options, "version": self.version,
+        return digest({"family": self.task, "options": self.data_options, "version": self.version,
                        "data_dir": self.data_dir})[:SHORT]
 
+    @property
+    def data_options(self) -> dict[str, Any]:
+        """The options that can change prepared data: all but those read only when evaluating (`converge_at`), so
+        CIFAR-10's instances on six backbones share one prepared folder."""
+        return {k: v for k, v in self.options.items() if k not in EVAL_ONLY_OPTIONS}
 
+
+EVAL_ONLY_OPTIONS = ("converge_at",)  # task options that never change the prepared data
 METHOD_IDENTITY = ("compose", "train_all", "init")  # name, source and description are labels
 
 

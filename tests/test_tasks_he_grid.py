@@ -43,20 +43,50 @@ BACKBONES = {"mnli": "roberta-base", "sst2": "roberta-base", "xsum": "bart-large
 
 
 @pytest.fixture(scope="module")
-def planned(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str, str, int]]:
-    """Runs in Snakemake's dry-run plan of the plain `snakemake` (the paper grid)."""
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Snakemake's dry-run plan of the plain `snakemake` (the paper grid)."""
     results = tmp_path_factory.mktemp("paper")
     out = subprocess.run([snakemake(), "-n", "--cores", "all", "--nolock", "--config", f"results={results}"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    found = re.findall(r"runs/([^/\s]+)/([^/\s]+)/([^/\s]+)/[0-9a-f]{12}/(\d+)/record\.json", out.stdout + out.stderr)
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def planned(dry_run: str) -> set[tuple[str, str, str, int]]:
+    """Runs in the paper grid's dry-run plan."""
+    found = re.findall(r"runs/([^/\s]+)/([^/\s]+)/([^/\s]+)/[0-9a-f]{12}/(\d+)/record\.json", dry_run)
     return {(t, m, b, int(s)) for t, m, b, s in found}
 
 
 def test_every_paper_row_is_planned_with_the_papers_seeds(planned: set[tuple[str, str, str, int]]) -> None:
+    aliases = {(r.task, r.method, r.budget, r.seed): (p.task, p.method, p.budget, p.seed)
+               for r, p in load_config(REPO / "config" / "config.yaml").aliases.items()}
     missing = [(row, t, m, b) for row, tasks, m, b in ROWS for t in tasks
-               if not all((t, m, b, s) in planned for s in range(1, SEEDS[t] + 1))]
+               if not all((t, m, b, s) in planned or aliases.get((t, m, b, s)) in planned
+                          for s in range(1, SEEDS[t] + 1))]
     assert not missing, f"paper rows missing from the plan: {missing}"
+
+
+def test_one_run_named_under_two_budgets_is_planned_once(planned: set[tuple[str, str, str, int]]) -> None:
+    """prefix's paper size is l=200 and pa-ffn's r=1024: Tables 4, 12 and Figure 5 name those sizes, Table 6 the
+    preset; the `default` run is planned and answers both (the leaderboard matches by resolved sizes)."""
+    aliases = load_config(REPO / "config" / "config.yaml").aliases
+    assert sorted({(r.task, r.method, r.budget, p.budget) for r, p in aliases.items()}) == [
+        ("wmt16-en-ro", "pa-ffn", "r1024", "default"), ("wmt16-en-ro", "prefix", "l200", "default"),
+        ("xsum", "pa-ffn", "r1024", "default"), ("xsum", "prefix", "l200", "default")]
+    assert {s for r, p in aliases.items() for s in (r.seed, p.seed)} == {1, 2, 3}
+    for t in GEN:
+        assert {(t, m, b) for t2, m, b, _ in planned if t2 == t and (m, b) in (("prefix", "l200"), ("pa-ffn", "r1024"))
+                } == set()
+        assert {(t, "prefix", "default", s) for s in (1, 2, 3)} <= planned
+
+
+def test_each_dataset_is_prepared_once(dry_run: str) -> None:
+    """Seven CIFAR-10 instances (six backbones and the 3-layer "Full") read one prepared folder."""
+    folders = sorted(set(re.findall(r"output: \S*resources/data/([^/\s]+)/[0-9a-f]{12}", dry_run)))
+    assert folders == ["cifar10", "cifar10-lra", "mnist", "mnli", "remote-homology", "sst2", "wmt16-en-ro", "xsum"]
+    assert len(re.findall(r"output: \S*resources/data/cifar10/[0-9a-f]{12}", dry_run)) == 1
 
 
 def test_paper_grid_uses_the_paper_backbones_and_recipes() -> None:

@@ -29,8 +29,20 @@ def needs_data(task: str) -> bool:
 
 
 def data_dir(task: str) -> str:
-    """The prepared data of a task instance; its last part is the digest of the data settings."""
-    return f"{RESOURCES}/data/{task}/{CFG.task_spec(task).data_digest}"
+    """The prepared data of a task instance: resources/data/<task family>/<digest of the data settings>, so instances
+    that differ only in backbone or recipe (CIFAR-10 on six backbones) share one folder, prepared once."""
+    spec = CFG.task_spec(task)
+    return f"{RESOURCES}/data/{spec.task}/{spec.data_digest}"
+
+
+def data_settings(family: str, data_digest: str) -> dict:
+    """What the data rule prepares from: only the settings its digest covers (never an instance's name or backbone),
+    read from any planned instance with that family and digest."""
+    for name in sorted({r.task for r in RUNS}):
+        spec = CFG.task_spec(name)
+        if (spec.task, spec.data_digest) == (family, data_digest):
+            return {"task": spec.task, "options": spec.data_options, "data_dir": spec.data_dir, "version": spec.version}
+    raise ValueError(f"{RESOURCES}/data/{family}/{data_digest} is no planned task's data (a stale target?)")
 
 
 def record_path(spec: RunSpec) -> str:
