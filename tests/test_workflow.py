@@ -131,3 +131,22 @@ def test_local_profile_with_gpu_ids_passes_them_to_jobs(tmp_path: Path) -> None:
     text = dry_run("--profile", "workflow/profiles/local", "-p", "--configfile", str(cfg), "--config",
                    f"results={tmp_path}/results")
     assert text.count("--gpu-ids 0,1") == 2
+
+
+def test_paper_grid_jobs_ask_their_task_familys_cluster_resources(tmp_path: Path) -> None:
+    """Every train job of the paper grid, planned through the SLURM profile, carries its task family's GPU count,
+    GPU model, memory and runtime from config.yaml's `job_resources` (the pretraining job: bit-memory's)."""
+    table = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["job_resources"]
+    cfg = load_config(REPO / "config" / "config.yaml")
+    text = dry_run("--profile", "workflow/profiles/slurm", "--config", f"results={tmp_path}/results")
+    jobs = re.findall(r"^rule (train|pretrain_bit):\n(.*?)(?=^\[|^rule |\Z)", text, re.S | re.M)
+    seen = {}
+    for rule, block in jobs:
+        family = "bit-memory" if rule == "pretrain_bit" else cfg.task_family(re.search(r"task=([^,\s]+)", block)[1])
+        res = dict(kv.split("=", 1) for kv in re.search(r"resources: (.*)", block)[1].split(", "))
+        seen[family] = (int(res["gpu"]), res["gpu_model"], int(res["mem_mb"]), int(res["runtime"]))
+        want = table[family]
+        assert seen[family] == (want["gpus"], want["gpu_model"], want["mem_mb"], want["runtime"]), (family, res)
+    assert sum(rule == "train" for rule, _ in jobs) == len(cfg.runs)
+    assert set(seen) == set(table) - {"default"}  # every family of the grid has its own entry
+    assert seen["xsum"] == (1, "a100", 64000, 2880) and seen["wmt16-en-ro"] == (1, "a100", 64000, 1440)

@@ -12,8 +12,11 @@ rule pretrain_bit:
     log:
         f"{RESULTS}/logs/pretrain/bit-memory-{{backbone}}-{{variant}}.log",
     threads: CFG.raw["threads"]
-    resources:
-        gpu=CFG.raw["gpus"],
+    resources:  # the Bit Memory family's job resources
+        gpu=family_resource("bit-memory", "gpus"),
+        mem_mb=lambda w, attempt: family_resource("bit-memory", "mem_mb") * attempt,
+        runtime=lambda w, attempt: family_resource("bit-memory", "runtime") * attempt,
+        gpu_model=family_resource("bit-memory", "gpu_model") or "",
     params:
         spec=lambda w, output: job_spec(bit_pretrain_spec(w.backbone).with_(save_backbone=output[0])),
         run=f"{RESULTS}/pretrain/bit-memory/{{backbone}}/{{variant}}",

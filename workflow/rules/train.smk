@@ -12,10 +12,16 @@ def train_inputs(w):
     return data + ([spec.task.backbone_path] if spec.method.get("init") == "bit" else [])
 
 
-def job_resource(w, key: str):
+def family_resource(family: str, key: str):
+    """A job's cluster resource from config `job_resources`: the task family's entry, else `default`, else the
+    built-in default (GPUs: the config's `gpus`)."""
     table = CFG.raw["job_resources"]
-    own = table.get(CFG.task_family(w.task), {})
-    return own.get(key, table.get("default", {}).get(key, JOB_DEFAULTS.get(key)))
+    own = table.get(family, {})
+    return own.get(key, table.get("default", {}).get(key, {**JOB_DEFAULTS, "gpus": CFG.raw["gpus"]}.get(key)))
+
+
+def job_resource(w, key: str):
+    return family_resource(CFG.task_family(w.task), key)
 
 
 def gpu_ids_arg() -> str:
@@ -42,7 +48,7 @@ rule train:
         f"{RESULTS}/runs/{{task}}/{{method}}/{{budget}}/{{variant}}/{{seed}}/run.log",
     threads: CFG.raw["threads"]
     resources:
-        gpu=CFG.raw["gpus"],
+        gpu=lambda w: job_resource(w, "gpus"),
         mem_mb=lambda w, attempt: job_resource(w, "mem_mb") * attempt,
         runtime=lambda w, attempt: job_resource(w, "runtime") * attempt,
         gpu_model=lambda w: job_resource(w, "gpu_model") or "",
