@@ -23,6 +23,7 @@ from transformers import TrainerCallback
 from benchmark import determinism, plugins, registry, rundir
 from benchmark.methods.budget import solve
 from benchmark.methods.space import Method, method_from_dict
+from benchmark.errors import ConfigError
 from benchmark.record import Record, now, provenance, write_record
 from benchmark.spec import RunSpec
 
@@ -209,6 +210,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
     log.info("%s: %d trainable of %d (%.4f%% of the backbone)", method.name, counts["trainable"], counts["total"],
              100 * counts["trainable"] / counts["backbone"])
 
+    settings, reserved = reserve_prompt_positions(settings, method, model)
     data = task.data(settings, seed, data_path)
     has_length = hasattr(data.train, "__len__")
     args = _training_args(spec.train, out, seed, threads, has_length, _hf_class(task.training_args_class),
@@ -244,7 +246,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
         "metrics": final,
         "primary_metric": task.metric,
         "paper_metric": task.paper_metric or task.metric,
-        "protocol": task.protocol(settings),
+        "protocol": {**task.protocol(settings), **({"prompt_positions": reserved} if reserved else {})},
         "eval_split": data.eval_name,
         "config": config,
         "method": {**method.to_dict(), "sizes": sizes, **registry.provenance(method),
@@ -305,6 +307,41 @@ def convergence(curve: list[dict[str, Any]], key: str, thresholds: Any) -> dict[
 
     return {"metric": key, "best": best, "steps_to": {str(t): first(t) for t in thresholds},
             "steps_to_99pct_of_best": first(0.99 * best)}
+
+
+def input_positions(config: Any) -> int | None:
+    """How many input positions the backbone's learned position table holds (None: relative positions, T5).
+    RoBERTa-style tables start after the padding index, so 514 rows hold 512 tokens."""
+    n = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if n is None or getattr(config, "model_type", "") in ("t5", "mt5"):
+        return None
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "longformer"):
+        n -= (config.pad_token_id or 0) + 1
+    return int(n)
+
+
+INPUT_LENGTH_KEYS = ("max_source_length", "max_length")  # seq2seq: the encoder's input (max_length is generation's)
+
+
+def reserve_prompt_positions(settings: dict[str, Any], method: Method, model: Any
+                             ) -> tuple[dict[str, Any], dict[str, int] | None]:
+    """Prompt tuning's l vectors take l rows of the position table: cut the task's input length so that l + input
+    fits (RoBERTa, l=200: 312 input tokens, not 512), and say so for the record. Other methods: unchanged."""
+    l = sum(m.l or 0 for m in method.mods if m.form == "prompt")
+    opts = settings["options"]
+    key = next((k for k in INPUT_LENGTH_KEYS if k in opts), None)
+    limit = input_positions(model.config) if l and key else None
+    if limit is None:
+        return settings, None
+    if l >= limit:
+        raise ConfigError(f"prompt l={l} takes all {limit} positions of {settings['backbone']}: no room for input; "
+                          f"choose l below {limit}")
+    configured = int(opts[key])
+    cut = min(configured, limit - l)
+    if cut < configured:
+        log.info("prompt l=%d: inputs truncated to %d tokens (%s %d; %d positions)", l, cut, key, configured, limit)
+    reserved = {"prompt_tokens": l, "positions": limit, "option": key, "configured": configured, "input_length": cut}
+    return {**settings, "options": {**opts, key: cut}}, reserved
 
 
 def _solve_budget(method: Method, budget: str, model: Any) -> tuple[Method, dict[str, int], int]:

@@ -39,8 +39,8 @@ def wmt16_en_ro(folder: Path, sizes: tuple[int, int, int] = (16, 6, 5)) -> Path:
     return folder
 
 
-def glue(folder: Path, config: str, n: int = 12) -> Path:
-    """nyu-mll/glue rows: sst2 (sentence, label, idx) or mnli (premise, hypothesis, label, idx)."""
+def glue(folder: Path, config: str, n: int = 12, words: int = 6) -> Path:
+    """nyu-mll/glue rows: sst2 (sentence of `words` words, label, idx) or mnli (premise, hypothesis, label, idx)."""
     rng = random.Random(2)
     splits = ("train", "validation") if config == "sst2" else ("train", "validation_matched",
                                                                 "validation_mismatched")
@@ -48,7 +48,7 @@ def glue(folder: Path, config: str, n: int = 12) -> Path:
         rows = []
         for i in range(n):
             if config == "sst2":
-                rows.append({"sentence": _sentence(rng, 6), "label": i % 2, "idx": i})
+                rows.append({"sentence": _sentence(rng, words), "label": i % 2, "idx": i})
             else:
                 rows.append({"premise": _sentence(rng, 8), "hypothesis": _sentence(rng, 5), "label": i % 3,
                              "idx": i})
