@@ -235,6 +235,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Per paper: reported cells / with a planned run / filled (with --db) / unreachable, and why."""
+    from benchmark.config import load_config
+    from leaderboard.coverage import coverage, filled_cells, summary
+
+    db = args.db_url or (f"sqlite:///{args.db}" if args.db else None)
+    if args.db and not args.db_url and not Path(args.db).is_file():
+        raise ConfigError(f"--db {args.db}: no such database; run `petl-bench ingest --db {args.db}` first")
+    print(summary(coverage(load_config(args.config), filled_cells(db) if db else None)))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from leaderboard.site import render_site
 
@@ -385,6 +397,13 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("name", nargs="?", help="a method name (installed, or from --config); every method if omitted")
     check.add_argument("--backbone", action="append", help="check only this tiny backbone (repeatable)")
     check.add_argument("--config", help="a config file whose methods: block defines more methods")
+
+    p = sub.add_parser("coverage", help="per paper: reported cells, cells with a planned run, cells filled, cells "
+                                        "unreachable and why")
+    p.add_argument("--config", default="config/config.yaml", help="the grid whose planned runs count")
+    p.add_argument("--db", help="a database whose runs count as filled (else filled is 0)")
+    p.add_argument("--db-url", help="any SQLAlchemy URL (overrides --db)")
+    p.set_defaults(fn=cmd_coverage)
 
     for name, fn, text in (("ingest", cmd_ingest, "index run records into the database"),
                            ("report", cmd_report, "render the static HTML leaderboard")):
