@@ -176,6 +176,7 @@ class Record:
     determinism: Any = None
     delta: str | None = None
     log: str | None = None
+    timing: dict[str, Any] | None = None  # where the wall time went (benchmark.train.timing)
     error: str | None = None
     error_tail: str | None = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import resource
 import sys
 import time
@@ -168,6 +169,28 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): the interpreter's start and the imports
+    before any timer of ours runs are part of a job's fixed cost too."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()  # fields from the 3rd (state) on
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))  # field 22: start, in clock ticks
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def timing(startup: float | None, setup: float, train_loop: float, curve: list[dict[str, Any]], final_eval: float,
+           record: float) -> dict[str, Any]:
+    """Where a run's wall time went. `fixed_s` is what every job pays whatever its length (process start and
+    imports, model and data, provenance); evaluations inside the training loop (the Trainer's `eval_runtime`)
+    count as evaluation, not training."""
+    loop_eval = sum(h.get("eval_runtime", 0.0) for h in curve)
+    fixed = (startup or 0.0) + setup + record
+    return {"startup_s": startup, "setup_s": setup, "train_s": max(0.0, train_loop - loop_eval),
+            "eval_s": loop_eval + final_eval, "record_s": record, "fixed_s": fixed}
+
+
 def train_run(spec: RunSpec | dict[str, Any], out: Path, *, data_path: Path | None = None, force: bool = False,
               keep_checkpoints: bool = False) -> dict:
     """Train the run `spec` describes into folder `out`; return its record (also written to out/record.json).
@@ -189,7 +212,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
     import torch
     from transformers import set_seed
 
-    started, t0 = now(), time.perf_counter()
+    started, t0, startup = now(), time.perf_counter(), process_age_s()
     seed, threads, settings = spec.seed, spec.threads, spec.task.to_json()
     torch.set_num_threads(threads)
     task = registry.get_task(spec.task.task)
@@ -226,14 +249,17 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
                            callbacks=[watch, events, rundir.IdentityStamp(out, spec.digest)])
     if resume:
         log.info("resuming from %s", resume)
+    t_train = time.perf_counter()
     result = (_restore_finished(trainer, resume) if resume and rundir.finished(resume)
               else trainer.train(resume_from_checkpoint=str(resume) if resume else None))
+    t_eval = time.perf_counter()
     if watch.diverged_at is None and result.training_loss is not None and not math.isfinite(result.training_loss):
         watch.diverged_at = result.global_step  # diverged after the last logged step
     status = "diverged" if watch.diverged_at is not None else "ok"
     curve = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
     events.final = True
     final = task.evaluate(trainer, data, settings) if status == "ok" else {}
+    t_record = time.perf_counter()
     record = Record(**{
         "key": spec.key,
         "digest": spec.digest,
@@ -267,6 +293,8 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
         "delta": "delta.safetensors",
         "log": "run.log",
     })
+    times = timing(startup, t_train - t0, t_eval - t_train, curve, t_record - t_eval, time.perf_counter() - t_record)
+    record = dataclasses.replace(record, timing=times)  # the file's own write (milliseconds) comes after
     if spec.save_backbone:  # a pretraining run (Lu et al.'s Bit baseline) hands its backbone on
         from benchmark.backbones.anatomy import core_of
 

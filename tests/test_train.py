@@ -11,7 +11,7 @@ from benchmark.cli import main
 from benchmark.config import Run, load_config
 from benchmark.record import RecordError, read_record, write_record
 from benchmark.spec import RunSpec
-from benchmark.train import train_run
+from benchmark.train import process_age_s, timing, train_run
 
 CFG = {"tasks": {"bit-xor": {"backbone": "tiny-bert", "options": {"eval_size": 32},
                              "train": {"max_steps": 6, "batch_size": 4, "eval_steps": 3, "save_steps": 3}}},
@@ -49,6 +49,35 @@ def test_record_has_design_fields(fpt_record) -> None:
     assert (out / "record.json").stat().st_mode & 0o040  # group-readable, like the log
     assert record["determinism"]["cuda"] is False and record["determinism"]["nondeterministic"] == []
     assert record["determinism"]["exact_repeat_expected"] is True
+
+
+def test_record_says_where_the_time_went(fpt_record) -> None:
+    record, _ = fpt_record
+    t = record["timing"]
+    assert set(t) == {"startup_s", "setup_s", "train_s", "eval_s", "record_s", "fixed_s"}
+    assert t["setup_s"] > 0 and t["train_s"] > 0 and t["eval_s"] > 0 and t["record_s"] > 0
+    assert t["eval_s"] >= sum(h["eval_runtime"] for h in record["curve"])  # two evaluations inside the loop
+    assert t["fixed_s"] == pytest.approx((t["startup_s"] or 0) + t["setup_s"] + t["record_s"])
+    # every phase but the process start lies inside wall_time_s, which stops before provenance
+    assert t["setup_s"] + t["train_s"] + t["eval_s"] <= record["wall_time_s"]
+
+
+def test_timing_splits_loop_evaluations_from_training() -> None:
+    curve = [{"step": 3, "eval_runtime": 0.5}, {"step": 6, "eval_runtime": 0.25}]
+    assert timing(2.0, 1.5, 10.0, curve, 0.25, 0.5) == {
+        "startup_s": 2.0, "setup_s": 1.5, "train_s": 9.25, "eval_s": 1.0, "record_s": 0.5, "fixed_s": 4.0}
+    assert timing(None, 1.0, 2.0, [], 0.0, 0.5)["fixed_s"] == 1.5  # no /proc: the process start is unknown
+
+
+def test_process_age_counts_from_the_process_start() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5); "
+                            "from benchmark.train import process_age_s; print(process_age_s())"],
+                           capture_output=True, text=True, check=True)
+    # the child's own age (it slept 0.5 s), less than this older process's age, far less than the machine's uptime
+    assert 0.5 <= float(child.stdout) < process_age_s()
 
 
 def test_fpt_trains_exactly_norms_positions_input_output(fpt_record) -> None:
