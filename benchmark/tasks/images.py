@@ -10,6 +10,7 @@ Sample: inputs (tokens, p·p·channels) float, normalised; labels () long in 0�
 """
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 from pathlib import Path
@@ -208,12 +209,18 @@ class Digits(ImageTask):
 
     def arrays(self, settings: dict[str, Any], split: str, data_path: Path | None,
                seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        images = torch.from_numpy((bunch.images * 255 / 16).round().astype(np.uint8))[..., None]
-        labels = torch.from_numpy(bunch.target).long()
+        images, labels = _digits()
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
         n_eval = round(settings["options"]["eval_fraction"] * len(labels))
         keep = order[:n_eval] if split == "eval" else order[n_eval:]
         return images[keep], labels[keep]
+
+
+@functools.cache
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1,797 images (as 8-bit grey) and labels, read once per process: a run asks for its train and eval split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy((bunch.images * 255 / 16).round().astype(np.uint8))[..., None]
+    return images, torch.from_numpy(bunch.target).long()
