@@ -38,9 +38,12 @@ def test_digest_covers_what_changes_a_result_and_nothing_else() -> None:
 
 
 def test_two_blocks_with_different_settings_are_two_runs() -> None:
-    """config/mini-text.yaml runs `full` on SST-2 at the recipe's rate and at 5e-5: both exist, in two folders."""
-    cfg = load_config(REPO / "config" / "mini-text.yaml")
-    full = [s for r, s in cfg.specs.items() if r.task == "sst2" and r.method == "full" and r.seed == 1]
+    """Two grid blocks that run `full` at two learning rates (as an earlier mini-text preset did, which lost one of
+    them): both exist, in two folders, with labels that tell them apart."""
+    cfg = load_config({**BASE, "grid": [{"tasks": ["bit-xor"], "methods": ["full"], "seeds": [1]},
+                                        {"tasks": ["bit-xor"], "methods": ["full"], "seeds": [1],
+                                         "train": {"learning_rate": 5.0e-5}}]})
+    full = [s for r, s in cfg.specs.items() if r.task == "bit-xor" and r.method == "full" and r.seed == 1]
     assert sorted(s.train["learning_rate"] for s in full) == [5e-05, 1e-3]
     assert len({s.path for s in full}) == 2 and {s.label for s in full} == {"full", "full (learning_rate=5e-05)"}
 
