@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import rundir
 from conftest import petl_bench
 
 ARGS = ["--task", "bit-xor", "--method", "lora", "--backbone", "tiny-bert", "--seed", "3", "--set", "max_steps=300",
@@ -22,19 +23,25 @@ def train(out: Path) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
 
 
+def complete_steps(out: Path) -> list[int]:
+    """Steps of the checkpoints whose write finished (stamped with the run's identity)."""
+    return [rundir.step_of(c) for c in rundir.checkpoints(out) if rundir.stamp_of(c) is not None]
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     killed = tmp_path / "killed"
     proc = train(killed)
     deadline = time.time() + 240
-    while not list((killed / "checkpoint").glob("checkpoint-[1-9]*")) and time.time() < deadline:
+    while not complete_steps(killed) and time.time() < deadline:
         time.sleep(0.2)
         assert proc.poll() is None, "the run ended before it could be killed"
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "record.json").exists()
-    steps_done = max(int(p.name.split("-")[1]) for p in (killed / "checkpoint").glob("checkpoint-*"))
+    # The kill may land mid-write of a later checkpoint; resume must take the newest *complete* one.
+    steps_done = max(complete_steps(killed))
     assert 0 < steps_done < 300
 
     resumed = train(killed)
