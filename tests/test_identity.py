@@ -180,8 +180,10 @@ def test_killed_mid_run_and_mid_checkpoint_write_resumes_identically(tmp_path: P
     kill_when(proc, lambda: (out / "checkpoint" / "checkpoint-20" / "identity.json").exists(), "step 20")
     assert not (out / "record.json").exists()
     # what SIGKILL inside the Trainer's checkpoint write leaves: a newer checkpoint folder, files cut short, no stamp
-    newest = max((out / "checkpoint").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    cut = out / "checkpoint" / f"checkpoint-{int(newest.name.split('-')[1]) + 10}"
+    # (the real kill may itself have landed mid-write, so count from the newest *stamped* checkpoint)
+    newest = max((c for c in (out / "checkpoint").glob("checkpoint-*") if (c / "identity.json").exists()),
+                 key=lambda p: int(p.name.split("-")[1]))
+    cut = out / "checkpoint" / "checkpoint-1000"
     shutil.copytree(newest, cut)
     (cut / "identity.json").unlink()
     data = (cut / "model.safetensors").read_bytes()
