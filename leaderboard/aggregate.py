@@ -8,7 +8,8 @@ diverged and failed runs stay in the group's counts so a table can say so instea
 The interval is Student's t under `MIN_BOOTSTRAP` seeds (a bootstrap of 2-4 values is just their range, far too
 narrow) and a percentile bootstrap from there on; one seed has no interval. Ranks are shared: a configuration's
 rank is 1 + the number of configurations whose whole interval lies above its own, so configurations whose
-intervals overlap are not put in an order the seeds cannot support.
+intervals overlap are not put in an order the seeds cannot support. An interval never leaves its metric's range:
+a t-interval of two accuracies of 89.4 and 92.2 reaches 108.6, which no run can score, so it is cut at 100.
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ BOOTSTRAP_SEED = 20220125
 N_BOOT = 2000
 MIN_BOOTSTRAP = 5  # fewer finished seeds than this: a t-interval instead of the bootstrap
 CONFIDENCE = 0.95
+# Scores on a 0-100 scale: every built-in task's metrics (accuracy, ROUGE and BLEU, all × 100). A metric not named
+# here (a loss, a plugin's own score) keeps its interval as computed.
+PERCENT_METRICS = frozenset({"accuracy", "accuracy_mm", "bleu", "bleu_tokenized", "rouge1", "rouge2", "rougeL",
+                             "rougeLsum"})
 RANK_TEST = ("shared ranks: a configuration is ranked below another only when their 95% intervals of the mean "
              "do not overlap (Student-t interval under 5 seeds, percentile bootstrap from 5); one seed is not ranked")
 
@@ -72,8 +77,14 @@ def bootstrap_ci(values: Sequence[float], *, confidence: float = 0.95, n_boot: i
     return float(lo), float(hi)
 
 
-def summarize(values: Iterable[float], **bootstrap: float) -> Summary | None:
-    """Summary of the finite values, or None when there are none."""
+def metric_range(name: str) -> tuple[float, float] | None:
+    """The values a metric can take, where they are known (see PERCENT_METRICS)."""
+    return (0.0, 100.0) if name in PERCENT_METRICS else None
+
+
+def summarize(values: Iterable[float], *, bounds: tuple[float, float] | None = None,
+              **bootstrap: float) -> Summary | None:
+    """Summary of the finite values, or None when there are none; the interval is cut to `bounds`."""
     x = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not x:
         return None
@@ -86,6 +97,8 @@ def summarize(values: Iterable[float], **bootstrap: float) -> Summary | None:
         (lo, hi), kind = t_interval(x), "t"
     else:
         (lo, hi), kind = bootstrap_ci(x, **bootstrap), "bootstrap"  # type: ignore[arg-type]
+    if bounds is not None and lo is not None and hi is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return Summary(n=len(x), mean=float(arr.mean()), std=float(arr.std(ddof=1)) if len(x) > 1 else None,
                    median=float(np.median(arr)), ci_low=lo, ci_high=hi, interval=kind)
 
@@ -236,7 +249,7 @@ class Group:
 def summarize_group(g: Group) -> Group:
     ok = [r for r in g.runs if r.status == "ok"]
     names = sorted({k for r in ok for k in r.metrics})
-    g.metrics = {k: s for k in names if (s := summarize(r.metrics.get(k) for r in ok)) is not None}
+    g.metrics = {k: s for k in names if (s := summarize((r.metrics.get(k) for r in ok), bounds=metric_range(k))) is not None}
     g.pre_divergence = summarize(r.pre_divergence for r in g.runs if r.status == "diverged")
     return g
 

@@ -39,6 +39,25 @@ def test_two_seeds_get_a_t_interval_not_their_range() -> None:
         t_interval([1.0])
 
 
+def test_an_interval_never_leaves_its_metrics_range() -> None:
+    """Accuracy cannot exceed 100: the two-seed interval above is cut there; a loss keeps its interval."""
+    from leaderboard.aggregate import metric_range, summarize_group
+
+    s = summarize([89.4, 92.2], bounds=(0.0, 100.0))
+    assert s is not None and s.ci_high == 100.0 and s.ci_low == summarize([89.4, 92.2]).ci_low  # type: ignore[union-attr]
+    assert fmt_interval(s) == "[73.01, 100.00] t, n=2"
+    low = summarize([0.5, 3.0], bounds=(0.0, 100.0))
+    assert low is not None and low.ci_low == 0.0 and low.ci_high < 100.0
+    g = _g("t", "m", [])
+    g.runs = [RunRow(id=i, seed=i, status="ok", trainable=1, trainable_pct=1.0, wall_time_s=1.0, peak_memory_mb=1.0,
+                     diverged_at_step=None, pre_divergence=None, metrics={"accuracy": a, "loss": l})
+              for i, (a, l) in enumerate([(89.4, 99.0), (92.2, 101.0)])]
+    summarize_group(g)
+    assert g.metrics["accuracy"].ci_high == 100.0
+    assert g.metrics["loss"].ci_high == pytest.approx(100.0 + 12.706204736174707)  # (not a bounded score)
+    assert metric_range("rouge2") == metric_range("bleu_tokenized") == (0.0, 100.0) and metric_range("loss") is None
+
+
 def test_bootstrap_from_five_seeds() -> None:
     xs = [90.1, 91.4, 89.7, 92.0, 90.8]
     s = summarize(xs)
