@@ -20,7 +20,7 @@ def test_the_paper_grid_plans_every_mapped_cell() -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
-        "he2022: 147 reported cells, 143 with a planned run, 0 filled, 4 unreachable",
+        "he2022: 157 reported cells, 153 with a planned run, 0 filled, 4 unreachable",
         "    4 × quoted by the paper from another source, not mapped to a method",
         "lu2021: 133 reported cells, 133 with a planned run, 0 filled, 0 unreachable"]
 

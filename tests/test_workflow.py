@@ -51,8 +51,8 @@ def test_each_config_dry_runs_its_grid(name: str, tmp_path: Path) -> None:
 
 def test_plain_snakemake_is_the_paper_grid(tmp_path: Path) -> None:
     counts = job_counts(dry_run("--config", f"results={tmp_path}/results"))
-    # 579 grid points, 12 of them aliases planned once; the stray `lora` block on bit-xor (3 runs) is gone
-    assert counts["train"] == planned_runs(REPO / "config" / "config.yaml") == 579 - 12 - 3
+    # 579 grid points, 12 of them aliases planned once; the stray `lora` block on bit-xor (3 runs) is gone; Figure 5 adds sa-ffn r30 (6 runs)
+    assert counts["train"] == planned_runs(REPO / "config" / "config.yaml") == 579 - 12 - 3 + 6
 
 
 def test_bad_config_stops_before_planning(tmp_path: Path) -> None:
