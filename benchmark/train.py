@@ -272,7 +272,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
         "metrics": final,
         "primary_metric": task.metric,
         "paper_metric": task.paper_metric or task.metric,
-        "protocol": {**task.protocol(settings), **({"prompt_positions": reserved} if reserved else {})},
+        "protocol": {**task.protocol({**settings, "train": spec.train}), **({"prompt_positions": reserved} if reserved else {})},
         "eval_split": data.eval_name,
         "config": config,
         "method": {**method.to_dict(), "sizes": sizes, **registry.provenance(method),

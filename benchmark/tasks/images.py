@@ -33,9 +33,10 @@ def patches(x: torch.Tensor, p: int) -> torch.Tensor:
     return x.reshape(h // p, p, w // p, p, c).permute(0, 2, 1, 3, 4).reshape((h // p) * (w // p), p * p * c)
 
 
-def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, g: torch.Generator, mode: str = "bilinear") -> torch.Tensor:
     """The reference code's CIFAR-10 augmentation on a (C, H, W) image: random crop with 4 pixels of zero
-    padding, horizontal flip w.p. 0.5, rotation by up to ±20°."""
+    padding, horizontal flip w.p. 0.5, rotation by up to ±20° (zero fill), interpolated by `mode` (torchvision's
+    RandomRotation, which the reference uses, defaults to nearest)."""
     c, h, w = x.shape
     dy, dx = torch.randint(0, 9, (2,), generator=g).tolist()
     x = torch.nn.functional.pad(x, (4, 4, 4, 4))[:, dy:dy + h, dx:dx + w]
@@ -45,15 +46,16 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     cos, sin = math.cos(angle), math.sin(angle)
     theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype)
     grid = torch.nn.functional.affine_grid(theta[None], [1, c, h, w], align_corners=False)
-    return torch.nn.functional.grid_sample(x[None], grid, align_corners=False)[0]
+    return torch.nn.functional.grid_sample(x[None], grid, mode=mode, align_corners=False)[0]
 
 
 class ImageSet(Dataset):
     """uint8 images (N, H, W, C) → normalised patch sequences, augmented when `g` is given."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, patch: int, mean: tuple[float, ...],
-                 std: tuple[float, ...], gray: bool = False, g: torch.Generator | None = None) -> None:
-        self.images, self.labels, self.patch, self.gray, self.g = images, labels, patch, gray, g
+                 std: tuple[float, ...], gray: bool = False, g: torch.Generator | None = None,
+                 mode: str = "bilinear") -> None:
+        self.images, self.labels, self.patch, self.gray, self.g, self.mode = images, labels, patch, gray, g, mode
         self.mean, self.std = torch.tensor(mean), torch.tensor(std)
 
     def __len__(self) -> int:
@@ -62,7 +64,7 @@ class ImageSet(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         x = self.images[i].float() / 255
         if self.g is not None:
-            x = augment(x.permute(2, 0, 1), self.g).permute(1, 2, 0)
+            x = augment(x.permute(2, 0, 1), self.g, self.mode).permute(1, 2, 0)
         if self.gray:
             x = (x * torch.tensor(GRAY)).sum(-1, keepdim=True)
         x = (x - self.mean) / self.std
@@ -77,11 +79,18 @@ class ImageTask(FPTTask):
     mean: ClassVar[tuple[float, ...]]
     std: ClassVar[tuple[float, ...]]
     gray: ClassVar[bool] = False
+    rotation: ClassVar[str] = "bilinear"  # how `augment` interpolates its rotation
     options = {**COMMON, "patch": 4, "train_size": None, "eval_size": None, "augment": False}
 
     def layout(self, opts: dict[str, Any]) -> Layout:
         p, c = opts["patch"], 1 if self.gray else self.channels
         return Layout(p * p * c, 1, 1, 10)
+
+    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
+        aug = settings["options"]["augment"]
+        return {**super().protocol(settings),
+                "augmentation": (f"training images: random crop with 4-pixel zero padding, horizontal flip, rotation "
+                                 f"up to ±20° ({self.rotation} interpolation)" if aug else "none")}
 
     def check(self, settings: dict[str, Any], where: str) -> None:
         super().check(settings, where)
@@ -101,7 +110,8 @@ class ImageTask(FPTTask):
             images, labels = self.arrays(settings, split, data_path, seed)
             keep = subset(len(labels), opts[f"{split}_size"], seed)
             g = torch.Generator().manual_seed(seed) if split == "train" and opts["augment"] else None
-            sets[split] = ImageSet(images[keep], labels[keep], opts["patch"], self.mean, self.std, self.gray, g)
+            sets[split] = ImageSet(images[keep], labels[keep], opts["patch"], self.mean, self.std, self.gray, g,
+                                   self.rotation)
         return TaskData(sets["train"], sets["eval"], eval_name=self.eval_name)
 
     eval_name: ClassVar[str] = "test"
@@ -188,10 +198,16 @@ class CIFAR10(HubImageTask):
 
 
 class CIFAR10LRA(CIFAR10):
-    """LRA's image task: grayscale, one pixel a token → 1024 tokens of 1, no augmentation."""
+    """LRA's image task: grayscale, one pixel a token → 1024 tokens of 1; no augmentation (LRA's protocol, the
+    default). `augment: true` is the reference code's (kzl/universal-computation, cifar10_gray.py): grayscale, then
+    random crop with 4 pixels of zero padding, horizontal flip w.p. 0.5 and rotation by up to ±20° with nearest
+    interpolation, on training images only (gray conversion is per pixel and linear, so it commutes with these).
+    The reference normalises with mean 0.5, std 0.5; ours uses the data's own statistics either way."""
 
     name = "cifar10-lra"
+    version = "2"  # 2: `augment: true` rotates with nearest interpolation, as the reference (1: bilinear)
     gray = True
+    rotation = "nearest"
     mean, std = (0.4809,), (0.2391,)
     options = {**HubImageTask.options, "patch": 1}
     # 2×2 patches (256 tokens) fit tiny-gpt2's 512 positions; the task's own 1,024 one-pixel tokens do not
