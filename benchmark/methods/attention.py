@@ -33,6 +33,28 @@ class HeadMod(Protocol):
     def delta(self, query: torch.Tensor, scaling: float) -> torch.Tensor: ...
 
 
+class QueryNorm(nn.Module):
+    """The reference code's query for multi-head PA and ungated prefix tuning (jxhe/unify-parameter-efficient-tuning,
+    `ef_transform_layer_norm`): q_proj(LN(x)), a new trainable LayerNorm on the attention sub-layer's input x and
+    the frozen query projection reused, per head (B, H, T, hd); the attention itself keeps its own query."""
+
+    def __init__(self, site: Any, device: torch.device) -> None:
+        from benchmark.methods.hooks import Captured
+
+        super().__init__()
+        self.norm = nn.LayerNorm(site.q.in_features, device=device)
+        self._site = [site]  # a list keeps the frozen backbone out of this module
+        self._input = Captured(site.core)
+
+    def forward(self, dtype: torch.dtype) -> torch.Tensor:
+        from benchmark.methods.hooks import project
+
+        site = self._site[0]
+        x = self._input.take()
+        q = project(site.q, self.norm(x.to(self.norm.weight.dtype)))
+        return q.view(*q.shape[:-1], site.n_heads, site.head_dim).transpose(1, 2).to(dtype)
+
+
 def _register() -> None:
     """Register `petl_sdpa` (and its mask builder, SDPA's) once per process."""
     global _REGISTERED

@@ -8,9 +8,16 @@ Sites and insertions (He et al. §3, Fig. 3):
   projection's input, BART's post-attention-LayerNorm state) and adds at the down projection's output.
 - `attn_heads` (multi-head PA, parallel only): per head, ReLU(x Wq P_kᵀ) P_v added to that head's output.
 Options: `layer_norm` in/out/none, `init` lora (Kaiming down, zero up: starts as identity) or bert
-(N(0, 0.02): does not), `bias` (true), `dropout` after the ReLU. Composition add, scaled (fixed s)
-or learned (s a trained scalar starting at s). The paper counts 2·r·d per site, biases, layer norms
-and the scalar excluded.
+(N(0, 0.02): does not), `bias` (true), `dropout` after the ReLU (a rate, or `attention` / `hidden`: the
+backbone's own attention or hidden dropout rate). Composition add, scaled (fixed s) or learned (s a
+trained scalar starting at s). The paper counts 2·r·d per site, biases, layer norms and the scalar
+excluded. Multi-head PA also takes `query_norm` (its query is q_proj(LN(x)) through a new trainable
+LayerNorm) and `query_scaling` (true: q scaled by 1/sqrt(head_dim) as attention's is).
+
+The paper does not state these details; the defaults are the paper's formulas. The reference code's
+choices are presets (`presets.py`, names ending in `-ref`): its attention adapters use an input
+LayerNorm, "bert" init and the attention's dropout after the ReLU; Houlsby's FFN adapter "bert" init
+and the hidden dropout; its multi-head PA reads the query through a LayerNorm, unscaled.
 """
 from __future__ import annotations
 
@@ -20,14 +27,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.backbones.anatomy import Anatomy, AttnSite
+from benchmark.backbones.anatomy import Anatomy, AttnSite, core_of
 from benchmark.errors import ConfigError
-from benchmark.methods.attention import attach_head_mod
+from benchmark.methods.attention import QueryNorm, attach_head_mod
 from benchmark.methods.hooks import Captured, device_of
 from benchmark.methods.space import Form, Mod, attn_sites, names_in, require
 
 INITS = ("lora", "bert")
 LAYER_NORMS = ("none", "in", "out")
+# `dropout` by name: the backbone config's own rate (the reference passes its attention layer's or layer's dropout)
+DROPOUT_OF = {"attention": ("attention_dropout", "attention_probs_dropout_prob", "attn_pdrop", "dropout_rate"),
+              "hidden": ("dropout", "hidden_dropout_prob", "resid_pdrop", "dropout_rate")}
+
+
+def dropout_rate(model: nn.Module, value: float | str) -> float:
+    """A rate as given, or the backbone config's attention / hidden dropout rate for `attention` / `hidden`."""
+    if not isinstance(value, str):
+        return float(value)
+    config = core_of(model).config
+    for key in DROPOUT_OF[value]:
+        if isinstance(getattr(config, key, None), (int, float)):
+            return float(getattr(config, key))
+    raise ConfigError(f"dropout={value!r}: {type(config).__name__} has none of {', '.join(DROPOUT_OF[value])}")
 
 
 def _scale(mod: Mod, device: torch.device) -> float | nn.Parameter:
@@ -50,14 +71,14 @@ def _init_pair(down: torch.Tensor, up: torch.Tensor, how: str) -> None:
 class Adapter(nn.Module):
     """x ↦ s · LN_out(ReLU(LN_in(x) W_down) W_up), computed in its own dtype."""
 
-    def __init__(self, d_in: int, r: int, d_out: int, mod: Mod, device: torch.device) -> None:
+    def __init__(self, d_in: int, r: int, d_out: int, mod: Mod, device: torch.device, dropout: float = 0.0) -> None:
         super().__init__()
         ln, bias = mod.options.get("layer_norm", "none"), mod.options.get("bias", True)
         self.ln_in = nn.LayerNorm(d_in, device=device) if ln == "in" else nn.Identity()
         self.down = nn.Linear(d_in, r, bias=bias, device=device)
         self.up = nn.Linear(r, d_out, bias=bias, device=device)
         self.ln_out = nn.LayerNorm(d_out, device=device) if ln == "out" else nn.Identity()
-        self.dropout = nn.Dropout(float(mod.options.get("dropout", 0.0)))
+        self.dropout = nn.Dropout(dropout)
         _init_pair(self.down.weight, self.up.weight, mod.options.get("init", "lora"))
         for linear in (self.down, self.up):
             if linear.bias is not None:
@@ -77,6 +98,8 @@ class HeadAdapter(nn.Module):
 
     def __init__(self, site: AttnSite, r: int, mod: Mod, device: torch.device) -> None:
         super().__init__()
+        self.query_norm = QueryNorm(site, device) if mod.options.get("query_norm", False) else None
+        self.query_scaling = bool(mod.options.get("query_scaling", True))
         self.down = nn.Parameter(torch.empty(site.n_heads, r, site.head_dim, device=device))
         self.up = nn.Parameter(torch.empty(site.n_heads, r, site.head_dim, device=device))
         for h in range(site.n_heads):
@@ -84,7 +107,9 @@ class HeadAdapter(nn.Module):
         self.scale = _scale(mod, device)
 
     def delta(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
-        q = query.to(self.down.dtype) * scaling
+        if self.query_norm is not None:
+            query = self.query_norm(query.dtype)
+        q = query.to(self.down.dtype) * (scaling if self.query_scaling else 1.0)
         a = F.relu(torch.einsum("bhtd,hrd->bhtr", q, self.down))
         return torch.einsum("bhtr,hrd->bthd", a, self.up) * self.scale
 
@@ -103,10 +128,19 @@ class BottleneckForm(Form):
     insertions = ("parallel", "sequential")
     compositions = ("add", "scaled", "learned")  # fixed s, or s a trained scalar starting at s
     size_key = "r"
-    options = ("layer_norm", "init", "bias", "dropout")
+    options = ("layer_norm", "init", "bias", "dropout", "query_norm", "query_scaling")
 
     def check(self, mod: Mod, where: str) -> None:
         opts = mod.options
+        rate = opts.get("dropout", 0.0)
+        if not (isinstance(rate, str) and rate in DROPOUT_OF) and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                       or not 0 <= rate < 1):
+            raise ConfigError(f"{where}: dropout={rate!r} must be a rate in [0, 1) or one of {tuple(DROPOUT_OF)}")
+        for key in ("query_norm", "query_scaling"):
+            if key in opts and not isinstance(opts[key], bool):
+                raise ConfigError(f"{where}: {key}={opts[key]!r} must be true or false")
+            if key in opts and mod.site != "attn_heads":
+                raise ConfigError(f"{where}: {key} applies to site 'attn_heads' (multi-head PA) only")
         if opts.get("layer_norm", "none") not in LAYER_NORMS:
             raise ConfigError(f"{where}: layer_norm={opts['layer_norm']!r} is not one of {LAYER_NORMS}")
         if opts.get("init", "lora") not in INITS:
@@ -117,7 +151,8 @@ class BottleneckForm(Form):
             raise ConfigError(f"{where}: site 'attn_heads' (multi-head PA) reads the queries, so insertion must be "
                               f"'parallel', not {mod.insertion!r}")
         if mod.site == "attn_heads" and opts.get("layer_norm", "none") != "none":
-            raise ConfigError(f"{where}: site 'attn_heads' has no layer_norm option (it must be 'none')")
+            raise ConfigError(f"{where}: site 'attn_heads' has no layer_norm option (it must be 'none'; the "
+                              f"reference's LayerNorm on its query is query_norm)")
 
     def starts_as_identity(self, mod: Mod) -> bool:
         return mod.options.get("init", "lora") == "lora"
@@ -129,10 +164,11 @@ class BottleneckForm(Form):
     def attach(self, model: nn.Module, anat: Anatomy, mod: Mod, tag: str) -> list[str]:
         child = f"petl_bottleneck_{tag}"
         added: list[nn.Module] = []
+        rate = dropout_rate(model, mod.options.get("dropout", 0.0))
         if mod.site == "ffn":
             for f, (d_in, d_out) in zip(require(anat.ffn, anat, mod, "FFN sub-layers"), _shapes(anat, mod)):
                 host = f.down.module
-                adapter = Adapter(d_in, mod.r, d_out, mod, device_of(host))
+                adapter = Adapter(d_in, mod.r, d_out, mod, device_of(host), rate)
                 host.add_module(child, adapter)
                 _wire(host, adapter, None if mod.insertion == "sequential" else Captured(f.up.module),
                       into_input=False)
@@ -147,7 +183,7 @@ class BottleneckForm(Form):
                 added.append(head)
             return names_in(model, added)
         for a, (d_in, d_out) in zip(sites, _shapes(anat, mod)):
-            adapter = Adapter(d_in, mod.r, d_out, mod, device_of(a.o.module))
+            adapter = Adapter(d_in, mod.r, d_out, mod, device_of(a.o.module), rate)
             a.o.module.add_module(child, adapter)
             if mod.insertion == "sequential":
                 _wire(a.o.module, adapter, None, into_input=False)
@@ -172,6 +208,8 @@ class BottleneckForm(Form):
             ln = mod.options.get("layer_norm", "none")
             if ln != "none":
                 out["layer norms"] = sum(2 * (d_in if ln == "in" else d_out) for d_in, d_out in shapes)
+        elif mod.options.get("query_norm", False):
+            out["layer norms"] = sum(2 * a.q.in_features for a in attn_sites(anat, mod))
         if mod.composition == "learned":
             out["learned scales"] = n_sites
         return {k: v for k, v in out.items() if v}

@@ -75,3 +75,15 @@ def weight_delta_into(proj: Proj, delta_out_in: torch.Tensor) -> None:
             w[:, proj.start:proj.start + proj.width] += delta_out_in.T.to(w.dtype)
         else:
             w[proj.start:proj.start + proj.width, :] += delta_out_in.to(w.dtype)
+
+
+def project(proj: Proj, x: torch.Tensor) -> torch.Tensor:
+    """The frozen projection's output slice for input `x`, computed from its weights (no hooks run), in the weights'
+    dtype: how a form re-reads a sub-layer's projection on an input of its own (the reference's query LayerNorm)."""
+    w, b = proj.module.weight, proj.module.bias
+    rows = slice(proj.start, proj.start + proj.width)
+    x = x.to(w.dtype)
+    if proj.transposed:  # Conv1D: weight in×out
+        return x @ w[:, rows] + (b[rows] if b is not None else 0)
+    return F.linear(x, w[rows], b[rows] if b is not None else None)
+

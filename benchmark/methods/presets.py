@@ -3,6 +3,13 @@
 Default sizes are the paper rows each name is best known for (He et al. Tables 3-6 on BART-large);
 any other size is a budget (`l30-r512`, `0.5pct`). Bottlenecks default to the reference code's
 `lora` init (Kaiming down, zero up), so every adapter starts as the frozen backbone's function.
+
+The reference code (jxhe/unify-parameter-efficient-tuning) builds some modules in ways the paper does not
+state; each such method has a `-ref` twin with the reference's choices, to put beside the default in a grid
+block (it is its own row on the leaderboard, never the paper cell of the default): attention adapters with an
+input LayerNorm, "bert" init (N(0, 0.02), so not identity at init) and the attention's dropout after the ReLU;
+Houlsby's FFN adapter with "bert" init and the layer's dropout; multi-head PA and prefix without gating reading
+their query through a trainable LayerNorm, multi-head PA unscaled.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ def _adapter(site: str, insertion: str, r: int, **extra: Any) -> dict[str, Any]:
 
 
 PREFIX_30 = {"form": "prefix", "site": "attn", "l": 30}
+ATTN_REF = {"layer_norm": "in", "init": "bert", "dropout": "attention"}  # the reference's attention adapter
 SCALED_PA_FFN = _adapter("ffn", "parallel", 512, composition="scaled", s=4)
 LORA_FFN = {"form": "lowrank", "site": "ffn", "r": 102, "composition": "scaled", "s": 4}
 
@@ -61,6 +69,23 @@ RAW: dict[str, dict[str, Any]] = {
     "scaled-pa-learned": {"compose": [_adapter("ffn", "parallel", 512, composition="learned")],
                           "description": "parallel adapter on the FFN with a learned scale s (starts at 1), "
                                          "r=512 (Table 5)"},
+    "sa-attn-ref": {"compose": [_adapter("attn", "sequential", 200, **ATTN_REF)],
+                    "description": "sa-attn as the reference code builds it: input LayerNorm, bert init, the "
+                                   "attention's dropout after the ReLU"},
+    "pa-attn-ref": {"compose": [_adapter("attn", "parallel", 200, **ATTN_REF)],
+                    "description": "pa-attn as the reference code builds it: input LayerNorm, bert init, the "
+                                   "attention's dropout after the ReLU"},
+    "adapter-houlsby-ref": {"compose": [_adapter("attn", "sequential", 200, **ATTN_REF),
+                                        _adapter("ffn", "sequential", 200, init="bert", dropout="hidden")],
+                            "description": "Houlsby adapters as the reference code builds them: the attention "
+                                           "adapter with input LayerNorm, bert init and dropout; the FFN adapter "
+                                           "with bert init and dropout"},
+    "mh-pa-ref": {"compose": [_adapter("attn_heads", "parallel", 200, query_norm=True, query_scaling=False)],
+                  "description": "mh-pa as the reference code computes it: the query through a trainable "
+                                 "LayerNorm, unscaled"},
+    "prefix-nogate-ref": {"compose": [{**PREFIX_30, "composition": "add", "query_norm": True}],
+                          "description": "prefix-nogate as the reference code computes it: the query through a "
+                                         "trainable LayerNorm"},
     "mam": {"compose": [PREFIX_30, SCALED_PA_FFN],
             "description": "MAM adapter: prefix l=30 on attention + scaled PA (s=4) r=512 on the FFN "
                            "(Table 6, 6.7%)"},
