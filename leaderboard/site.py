@@ -469,7 +469,8 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
             for r in v.rows:
                 task = next((idx[(c.task, r.method)] for c in r.cells
                              if c is not None and c.reproduced_backbone and (c.task, r.method) in idx), None)
-                rows.append({"row": r.row, "method": r.method, "budget": r.budget, "params": r.params,
+                rows.append({"row": r.row, "method": r.method, "budget": r.budget, "params": r.params_text(),
+                             "params_note": r.params_note and f"printed {r.params}; {r.params_note}",
                              "href": task_page(task) if task else None,
                              "cells": [_cell_ctx(c) for c in r.cells]})
             table_ctx.append({"id": v.table.id, "table": v.table.table, "title": v.table.title,

@@ -96,6 +96,14 @@ class RowView:
     params: str | None
     note: str | None
     cells: list[Cell | None] = field(default_factory=list)  # None where the paper printed no number
+    formula_pct: float | None = None  # the paper formula's share, where it disagrees with the printed one
+    params_note: str | None = None  # how they disagree
+
+    def params_text(self) -> str:
+        """The printed share, and the formula's beside it where they disagree (never one silently picked)."""
+        if self.formula_pct is None:
+            return self.params or ""
+        return f"{self.params or ''} ⚠ formula {self.formula_pct:g}%"
 
 
 @dataclass
@@ -117,6 +125,9 @@ class TableView:
         for task, reason in reasons:
             out.append(f"‡ {task}: not the paper's setup, so no Δ: {reason}")
         for r in self.rows:
+            if r.formula_pct is not None:
+                out.append(f"⚠ {r.row}: printed {r.params}, the paper's formula gives {r.formula_pct:g}%: "
+                           f"{r.params_note}")
             if r.note:
                 out.append(f"{r.row}: {r.note}")
         return out
@@ -163,7 +174,8 @@ def build_views(groups: list[Group], tables: tuple[PaperTable, ...] | None = Non
         for r in t.rows:
             rv = RowView(row=r["row"], method=r.get("method"),
                          budget=str(r["budget"]) if r.get("budget") is not None else None,
-                         params=r.get("params"), note=r.get("note"))
+                         params=r.get("params"), note=r.get("note"), formula_pct=r.get("formula_pct"),
+                         params_note=r.get("params_note"))
             flags = r.get("flags") or [None] * len(t.columns)
             match = bool(r.get("match_backbone", t.match_backbone))
             for col, value, flag, bb in zip(t.columns, r["values"], flags, r["backbone_per_column"]):
@@ -191,7 +203,7 @@ def to_markdown(v: TableView) -> str:
     lines = [f"### {PAPER_TITLES.get(t.paper, t.paper)} — {t.table}: {t.title}", "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
     for r in v.rows:
-        cells = [_md(r.row), _md(f"{r.method} / {r.budget}" if r.method else "not mapped"), _md(r.params or "")]
+        cells = [_md(r.row), _md(f"{r.method} / {r.budget}" if r.method else "not mapped"), _md(r.params_text())]
         for c in r.cells:
             cells += ["", "", ""] if c is None else [c.text(), c.reported_text(), c.delta_text()]
         lines.append("| " + " | ".join(cells) + " |")
@@ -228,7 +240,7 @@ def to_latex(v: TableView) -> str:
     out.append("Row & Method / budget & Params & " + " & ".join(["Repr.", "Rep.", r"$\Delta$"] * n) + r" \\")
     out.append(r"\midrule")
     for r in v.rows:
-        cells = [tex(r.row), tex(f"{r.method} / {r.budget}" if r.method else "not mapped"), tex(r.params or "")]
+        cells = [tex(r.row), tex(f"{r.method} / {r.budget}" if r.method else "not mapped"), tex(r.params_text())]
         for c in r.cells:
             cells += ["", "", ""] if c is None else [tex(c.text()), tex(c.reported_text()), tex(c.delta_text())]
         out.append(" & ".join(cells) + r" \\")
@@ -252,7 +264,9 @@ def records(v: TableView) -> list[dict[str, Any]]:
                 continue
             s = c.reproduced
             out.append({"paper": v.table.paper, "table": v.table.table, "row": r.row, "method": r.method,
-                        "budget": r.budget, "task": c.task, "metric": c.metric, "statistic": c.statistic,
+                        "budget": r.budget, "params": r.params, "params_formula_pct": r.formula_pct,
+                        "params_mismatch": r.formula_pct is not None,
+                        "task": c.task, "metric": c.metric, "statistic": c.statistic,
                         "reported": c.reported, "reported_flag": c.reported_flag, "paper_backbone": c.backbone,
                         "reproduced_backbone": c.reproduced_backbone, "reproduced": c.value,
                         "mean": s.mean if s else None, "median": s.median if s else None,
