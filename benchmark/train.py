@@ -230,6 +230,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
     task.after_apply(model, settings, method)
     trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
     counts = count_params(model)
+    conventions = task.count_conventions(model, settings)  # e.g. Lu et al.'s: only the position rows read
     log.info("%s: %d trainable of %d (%.4f%% of the backbone)", method.name, counts["trainable"], counts["total"],
              100 * counts["trainable"] / counts["backbone"])
 
@@ -279,7 +280,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
                    **({"override": True} if spec.method.get("override") else {})},
         "params": {**counts, "trainable_pct": 100 * counts["trainable"] / counts["backbone"],
                    "denominator": "pretrained backbone (task head and new tensors excluded)",
-                   "formula": formula, "trainable_tensors": trainable_names},
+                   "formula": formula, "trainable_tensors": trainable_names, **conventions},
         # the mean loss over the steps this process trained (a resumed run's count is the steps after its resume)
         "train": {"steps": result.global_step, "train_loss": result.training_loss,
                   "train_loss_steps": result.global_step - (rundir.step_of(resume) if resume else 0),

@@ -205,6 +205,8 @@ def _run_values(item: Loaded) -> dict[str, Any]:
         "trainable": _int(params.get("trainable")), "total": _int(params.get("total")),
         "backbone_params": _int(params.get("backbone")), "trainable_pct": _num(params.get("trainable_pct")),
         "formula": _int(params.get("formula")), "sizes": info.get("sizes"),
+        "positions_used": _int(params.get("positions_used")),
+        "trainable_positions_used": _int(params.get("trainable_positions_used")),
         "steps": _int((r.train or {}).get("steps")),
         "wall_time_s": _num(r.wall_time_s), "peak_memory_mb": _num(r.peak_memory_mb),
         "config": r.config, "curve": r.curve if isinstance(r.curve, list) else [],

@@ -92,6 +92,9 @@ def test_fpt_trains_exactly_norms_positions_input_output(fpt_record) -> None:
     norms = (1 + 2 * layers) * 2 * d  # embedding LN + 2 per layer, weight and bias each
     expected = norms + max_pos * d + (1 * d + d) + (d * 2 + 2)  # positions, input (1→d), output (d→2)
     assert record["params"]["trainable"] == expected
+    # Lu et al.'s own count beside ours: the position table for the 10 positions bit-xor reads, not all 512
+    assert (record["params"]["positions_used"], record["params"]["trainable_positions_used"]) == (
+        10, expected - (max_pos - 10) * d)
     assert torch.isclose(torch.tensor(record["params"]["trainable_pct"]),
                          torch.tensor(100 * expected / record["params"]["backbone"]))
 

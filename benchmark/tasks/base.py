@@ -97,6 +97,10 @@ class Task:
         """How this run was evaluated, for the record: selection, splits, deviations from the paper."""
         return {}
 
+    def count_conventions(self, model: nn.Module, settings: dict[str, Any]) -> dict[str, Any]:
+        """Trainable counts by the task's paper's own convention, for the record's `params` beside ours."""
+        return {}
+
     def evaluate(self, trainer: Any, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
         """Final metrics of the trained model on `data.eval` (generation tasks override: beam search etc.)."""
         out = trainer.evaluate()

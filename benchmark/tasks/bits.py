@@ -70,6 +70,9 @@ class BitXor(BitTask):
     def layout(self, opts: dict[str, Any]) -> Layout:
         return Layout(1, opts["n_bits"], 1, 2)
 
+    def positions_used(self, opts: dict[str, Any]) -> int:
+        return 2 * opts["n_bits"]
+
     def draw(self, opts: dict[str, Any]) -> Callable[[torch.Generator], Sample]:
         n = opts["n_bits"]
 
@@ -101,6 +104,9 @@ class BitMemory(BitTask):
 
     def layout(self, opts: dict[str, Any]) -> Layout:
         return Layout(opts["token_dim"], opts["n_bits"] // opts["token_dim"], opts["token_dim"], 2)
+
+    def positions_used(self, opts: dict[str, Any]) -> int:
+        return (opts["n_strings"] + 1) * opts["n_bits"] // opts["token_dim"]
 
     def draw(self, opts: dict[str, Any]) -> Callable[[torch.Generator], Sample]:
         k, n, dim, p = opts["n_strings"], opts["n_bits"], opts["token_dim"], opts["mask_p"]

@@ -52,6 +52,23 @@ class FPTTask(Task):
     def layout(self, opts: dict[str, Any]) -> Layout:
         raise NotImplementedError
 
+    def positions_used(self, opts: dict[str, Any]) -> int | None:
+        """How many positions an input reads at most (None: no bound)."""
+        return None
+
+    def count_conventions(self, model: nn.Module, settings: dict[str, Any]) -> dict[str, Any]:
+        """Lu et al.'s count: a trained position table counts only the rows the task reads (64 for CIFAR-10's
+        patches: their 106,752 for GPT-2), while every row trains, here as in the reference code (870,154)."""
+        from benchmark.backbones.anatomy import anatomy
+
+        used = self.positions_used(settings["options"])
+        tables = [p for m in anatomy(model).positions for p in m.parameters() if p.requires_grad and p.dim() == 2]
+        unread = sum((p.shape[0] - used) * p.shape[1] for p in tables if used is not None and p.shape[0] > used)
+        if not unread:
+            return {}
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return {"positions_used": used, "trainable_positions_used": trainable - unread}
+
     def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
         from benchmark.backbones.fpt import FPTModel, build_backbone  # transformers: not at planning time
         backbone = build_backbone(settings, init, seed)

@@ -85,6 +85,9 @@ class RemoteHomology(FPTTask):
     def layout(self, opts: dict[str, Any]) -> Layout:
         return Layout(0, 1, 1, FOLDS, vocab_size=len(VOCAB))
 
+    def positions_used(self, opts: dict[str, Any]) -> int | None:
+        return opts["max_tokens"]
+
     def fixture(self, folder: Path, n: int = 12) -> Path:
         """Random sequences in TAPE's columns (primary, fold_label) for the default splits."""
         rng = random.Random(0)

@@ -86,6 +86,9 @@ class ImageTask(FPTTask):
         p, c = opts["patch"], 1 if self.gray else self.channels
         return Layout(p * p * c, 1, 1, 10)
 
+    def positions_used(self, opts: dict[str, Any]) -> int:
+        return (self.side // opts["patch"]) ** 2
+
     def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
         aug = settings["options"]["augment"]
         return {**super().protocol(settings),

@@ -128,6 +128,9 @@ class ListOps(FPTTask):
     def layout(self, opts: dict[str, Any]) -> Layout:
         return Layout(0, 1, 1, 10, vocab_size=len(VOCAB))
 
+    def positions_used(self, opts: dict[str, Any]) -> int | None:
+        return opts["max_tokens"]
+
     def draw(self, opts: dict[str, Any]) -> Callable[[torch.Generator], Sample]:
         """Rejection-sample trees until the token count lies within [min_length, max_length]."""
         def sample(g: torch.Generator) -> Sample:
