@@ -132,11 +132,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from benchmark import registry
+    from benchmark.baselines import BUILTIN
 
     for name, m in sorted(registry.methods().items()):
         coords = "; ".join(x.label() for x in m.mods) or ("all tensors" if m.train_all else "head only")
-        init = "" if m.init == "pretrained" else f" [init: {m.init}]"
-        print(f"{name:20s} {coords}{init}  ({m.source})")
+        print(f"{name:20s} {coords}  ({m.source})")
+    print("baselines (a method on another backbone or other weights; a config adds its own under `baselines:`):")
+    for name, b in sorted(BUILTIN.items()):
+        options = "".join(f", {k}={v}" for k, v in sorted(b.backbone_options.items()))
+        print(f"{name:20s} {b.method} on {b.backbone or 'the task backbone'}, init {b.init}{options}")
     return 0
 
 

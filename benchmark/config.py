@@ -7,7 +7,7 @@ check here happens before any model is built; errors name the key and the valid 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,11 +15,12 @@ import jsonschema
 import yaml
 
 from benchmark import registry
-from benchmark.backbones.registry import check_init, get_backbone
+from benchmark.backbones.registry import backbone_options, check_init, get_backbone
+from benchmark.baselines import BUILTIN as BUILTIN_BASELINES, Baseline, baseline_from_dict
 from benchmark.errors import ConfigError
 from benchmark.methods.budget import check_budget, parse_budget, with_sizes
-from benchmark.methods.space import SWAP, Method, method_from_dict
-from benchmark.spec import METHOD_IDENTITY, RunSpec, TaskSettings, check_name, digest
+from benchmark.methods.space import Method, method_from_dict
+from benchmark.spec import RunSpec, TaskSettings, check_name, digest
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # package data (wheel-safe)
 SCHEMA: dict[str, Any] = yaml.safe_load(SCHEMA_PATH.read_text())  # read once; validation deep-copies defaults
@@ -92,7 +93,8 @@ class Run:
 
 
 class Config:
-    """A validated config: task instances, methods (registered ⊕ config-defined), and the grid."""
+    """A validated config: task instances, methods (registered ⊕ config-defined), baselines (built-in ⊕
+    config-defined), and the grid."""
 
     def __init__(self, raw: dict[str, Any], results_root: str = "results") -> None:
         registry.load_plugins()  # plugin forms must be known before config-defined methods are parsed
@@ -102,6 +104,7 @@ class Config:
         self.overrides = {n for n, m in self.raw["methods"].items() if m.get("override") is True}
         self.methods = {n: method_from_dict(n, {k: v for k, v in m.items() if k != "override"})
                         for n, m in self.raw["methods"].items()}
+        self.baselines = self._baselines()
         self._settings: dict[str, TaskSettings] = {}
         self.runs = self._expand()
         for name in {r.task for r in self.runs}:
@@ -125,10 +128,38 @@ class Config:
                 raise ConfigError(f"methods.{name}: {name!r} is already a method ({registry.methods()[name].source}); "
                                   f"rename yours, or set `override: true` to replace it in this grid (the "
                                   f"leaderboard then marks its rows as overridden)")
+        for name, b in self.raw["baselines"].items():
+            check_name(name, f"baselines.{name}")
+            if name in registry.methods() or name in self.raw["methods"]:
+                raise ConfigError(f"baselines.{name}: {name!r} is already a method; a grid block's methods name "
+                                  f"both, so a baseline needs a name of its own")
+            if name in BUILTIN_BASELINES and b.get("override") is not True:
+                raise ConfigError(f"baselines.{name}: {name!r} is already a built-in baseline; rename yours, or set "
+                                  f"`override: true` to replace it in this grid (the leaderboard then marks its rows)")
         for i, block in enumerate(self.raw["grid"]):
             for key in ("tasks", "methods", "budgets"):
                 for j, name in enumerate(block[key]):
                     check_name(name, f"grid[{i}].{key}[{j}]")
+
+    def _baselines(self) -> dict[str, Baseline]:
+        """Built-in baselines with the config's own: each one's method and backbone (and its options) must exist."""
+        own = {n: baseline_from_dict(n, {k: v for k, v in b.items() if k != "override"})
+               for n, b in self.raw["baselines"].items()}
+        self.overrides |= {n for n, b in self.raw["baselines"].items() if b.get("override") is True}
+        out = {**BUILTIN_BASELINES, **own}
+        for name, b in own.items():
+            where = f"baselines.{name}"
+            if b.method in out:
+                raise ConfigError(f"{where}.method: {b.method!r} is a baseline; name the method it runs "
+                                  f"({out[b.method].method!r}) instead")
+            self.method(b.method, f"{where}.method")
+            if b.backbone is not None:
+                try:
+                    get_backbone(b.backbone)
+                except ConfigError as e:
+                    raise ConfigError(f"{where}.backbone: {e}") from None
+                backbone_options(b.backbone, b.backbone_options, f"{where}.backbone_options")
+        return out
 
     def _check_collisions(self) -> None:
         """Two grid points never write to one folder: the folder holds the identity digest, so only the same
@@ -150,7 +181,7 @@ class Config:
             method = with_sizes(method, sizes)  # type: ignore[arg-type]
         resolved = method.to_dict()
         identity = {**spec.identity(), "budget": None,
-                    "method": {k: resolved.get(k) for k in METHOD_IDENTITY}}
+                    "method": {"compose": resolved["compose"], "train_all": resolved["train_all"], "init": spec.init}}
         return digest(identity)
 
     def _plan_once(self) -> dict[Run, Run]:
@@ -193,9 +224,13 @@ class Config:
         return list(runs)
 
     def method(self, name: str, where: str = "method") -> Method:
+        """The method of a grid point: a method by name, or the one a baseline runs."""
+        baseline = getattr(self, "baselines", {}).get(name)
         try:
-            return registry.get_method(name, self.methods)
+            return registry.get_method(baseline.method if baseline else name, self.methods)
         except ConfigError as e:
+            if baseline is None:
+                e = ConfigError(f"{e} (or a baseline: {', '.join(sorted(self.baselines))})")
             raise ConfigError(f"{where}: {e}") from None
 
     def task_family(self, name: str, where: str = "task") -> str:
@@ -237,9 +272,10 @@ class Config:
         if bad:
             raise ConfigError(f"{where}.train: unknown key(s) {bad}; valid: {', '.join(sorted(TRAIN_KEYS))}")
         paper = dict(inst.get("paper", {}))
+        options = backbone_options(backbone, inst.get("backbone_options"), f"{where}.backbone_options")
         settings = TaskSettings(name=name, task=family, backbone=backbone, backbone_path=inst.get("backbone_path"),
                                 data_dir=data_dir, options={**task.options, **inst.get("options", {})}, train=train,
-                                version=task.version, paper=paper)
+                                version=task.version, paper=paper, backbone_options=options)
         task.check({**settings.to_json(), "options": inst.get("options", {})}, where)
         return settings
 
@@ -250,14 +286,35 @@ class Config:
         bad = sorted(set(overrides) - TRAIN_KEYS)
         if bad:
             raise ConfigError(f"grid train overrides: unknown key(s) {bad}; valid: {', '.join(sorted(TRAIN_KEYS))}")
-        method = self.method(run.method).to_dict()
-        if not method["init"].startswith(SWAP):  # a swapped-in backbone brings its own weights (or fresh ones)
-            check_init(settings.backbone, method["init"], settings.backbone_path,
-                       f"tasks.{run.task}.backbone with method {run.method!r} (init {method['init']!r})")
+        settings, method = self._row(settings, run.method)
+        check_init(settings.backbone, method["init"], settings.backbone_path,
+                   f"tasks.{run.task}.backbone with method {run.method!r} (init {method['init']!r})")
         if run.method in self.overrides:
             method["override"] = True
         return RunSpec(task=settings, method=method, method_name=run.method, budget=run.budget, seed=run.seed,
                        train={**settings.train, **overrides}, overrides=overrides, threads=self.raw["threads"])
+
+
+    def _row(self, settings: TaskSettings, name: str) -> tuple[TaskSettings, dict[str, Any]]:
+        """The task settings and method block of a grid row: a method trains on the task's pretrained backbone; a
+        baseline runs its method with its own `init`, on its own backbone when it names one (replacing the task's,
+        so the spec, the record and the paper cell all name the backbone that trained)."""
+        baseline = self.baselines.get(name)
+        m = self.method(name).to_dict()
+        method = {"name": name, "compose": m["compose"], "train_all": m["train_all"],
+                  "init": baseline.init if baseline else "pretrained", "source": m["source"],
+                  "description": (baseline.description if baseline else "") or m["description"]}
+        if baseline is None:
+            return settings, method
+        where = f"baselines.{name}.backbone_options"
+        if baseline.backbone is not None and baseline.backbone != settings.backbone:
+            paper = {k: v for k, v in settings.paper.items() if k != "backbone"}
+            settings = replace(settings, backbone=baseline.backbone, backbone_path=None, paper=paper,
+                               backbone_options=backbone_options(baseline.backbone, baseline.backbone_options, where))
+        elif baseline.backbone_options:
+            given = {**settings.backbone_options, **baseline.backbone_options}
+            settings = replace(settings, backbone_options=backbone_options(settings.backbone, given, where))
+        return settings, {**method, "baseline": baseline.to_dict()}
 
 
 def results_root_of(config_file: str | Path | None) -> str:

@@ -54,22 +54,29 @@ class TaskSettings:
     train: dict[str, Any]  # the instance's recipe, before grid-block overrides
     version: str | None = None
     paper: dict[str, Any] = field(default_factory=dict)  # explicit paper-cell fields (task, backbone)
+    # the backbone family's resolved options (benchmark.backbones.registry.BACKBONE_OPTIONS); {} for families without
+    backbone_options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "task": self.task, "backbone": self.backbone, "backbone_path": self.backbone_path,
-                "data_dir": self.data_dir, "options": self.options, "train": self.train, "version": self.version,
-                "paper": self.paper}
+        out = {"name": self.name, "task": self.task, "backbone": self.backbone, "backbone_path": self.backbone_path,
+               "data_dir": self.data_dir, "options": self.options, "train": self.train, "version": self.version,
+               "paper": self.paper}
+        return {**out, "backbone_options": self.backbone_options} if self.backbone_options else out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "TaskSettings":
         return cls(name=raw["name"], task=raw["task"], backbone=raw["backbone"],
                    backbone_path=raw.get("backbone_path"), data_dir=raw.get("data_dir"),
                    options=dict(raw.get("options") or {}), train=dict(raw.get("train") or {}),
-                   version=raw.get("version"), paper=dict(raw.get("paper") or {}))
+                   version=raw.get("version"), paper=dict(raw.get("paper") or {}),
+                   backbone_options=dict(raw.get("backbone_options") or {}))
 
     def identity(self) -> dict[str, Any]:
-        return {"family": self.task, "options": self.options, "version": self.version,
-                "backbone": self.backbone, "backbone_path": self.backbone_path, "data_dir": self.data_dir}
+        """What of the instance can change a result. Backbone options appear only for the families that have them
+        (LSTM, ViT), so every other run's digest is what it was before they existed."""
+        out = {"family": self.task, "options": self.options, "version": self.version,
+               "backbone": self.backbone, "backbone_path": self.backbone_path, "data_dir": self.data_dir}
+        return {**out, "backbone_options": self.backbone_options} if self.backbone_options else out
 
     @property
     def data_digest(self) -> str:
@@ -86,14 +93,18 @@ class TaskSettings:
 
 
 EVAL_ONLY_OPTIONS = ("converge_at",)  # task options that never change the prepared data
-METHOD_IDENTITY = ("compose", "train_all", "init")  # name, source and description are labels
+# What of a spec's method block is identity: what trains, and the weights the backbone starts from (a baseline's
+# `init`; `pretrained` for a plain method). Name, source, description and the baseline's label are labels.
+METHOD_IDENTITY = ("compose", "train_all", "init")
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """Everything one training job needs, typed: config → `petl-bench train` → task. `digest` is its identity."""
     task: TaskSettings
-    method: dict[str, Any]  # Method.to_dict() (plus, at training time, where it came from)
+    # Method.to_dict() plus `init` (the backbone's weights: a baseline's, else `pretrained`) and, for a baseline row,
+    # `baseline` (its definition); at training time also where the method came from
+    method: dict[str, Any]
     method_name: str
     budget: str
     seed: int
@@ -127,12 +138,13 @@ class RunSpec:
         return f"{self.task.name}/{self.method_name}/{self.budget}/{self.variant}/{self.seed}"
 
     @property
+    def init(self) -> str:
+        """The weights the backbone starts from: `pretrained`, `random`, `stats` or `bit` (benchmark.baselines)."""
+        return str(self.method.get("init", "pretrained"))
+
+    @property
     def trained_backbone(self) -> str:
-        """The backbone that really trains: a baseline's swapped-in one (method init `backbone:<name>`), else the
-        task's."""
-        init = self.method.get("init")
-        if isinstance(init, str) and init.startswith("backbone:") and len(init) > len("backbone:"):
-            return init[len("backbone:"):]
+        """The backbone that really trains (a baseline's backbone replaced the task's when the spec was built)."""
         return self.task.backbone
 
     @property

@@ -37,7 +37,7 @@ def _method(raw: dict[str, Any]) -> Method:
     registry.load_plugins()
     if raw.get("broken"):
         raise registry.PluginError(raw["broken"])
-    method = method_from_dict(raw["name"], {k: raw[k] for k in ("compose", "train_all", "init")})
+    method = method_from_dict(raw["name"], {k: raw[k] for k in ("compose", "train_all")})
     return dataclasses.replace(method, source=raw.get("source", "config"), description=raw.get("description", ""))
 
 
@@ -224,7 +224,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
     resume = rundir.resume_point(out, spec.digest)  # before any model is built: a foreign folder stops here
 
     set_seed(seed)
-    model = task.build_model(settings, method.init, seed)
+    model = task.build_model(settings, spec.init, seed)
     method, sizes, formula = _solve_budget(method, spec.budget, model)
     trainable_names = plugins.guarded(method, "apply", lambda: method.apply(model))
     task.after_apply(model, settings, method)

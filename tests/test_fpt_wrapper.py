@@ -8,6 +8,8 @@ import torch
 from benchmark import registry
 from benchmark.backbones.fpt import FPTModel, build_backbone
 from benchmark.backbones.registry import build_model
+from benchmark.baselines import BUILTIN
+from benchmark.config import load_config
 from benchmark.errors import ConfigError
 from benchmark.methods.space import method_from_dict
 from benchmark.tasks.bits import BitXor
@@ -42,7 +44,7 @@ def settings(task, backbone: str = "tiny-gpt2", **options) -> dict:
 def model_with(method: str, backbone: str = "tiny-gpt2", task=None) -> tuple[torch.nn.Module, list[str]]:
     task = task or BitXor()
     m = registry.get_method(method)
-    model = task.build_model(settings(task, backbone), m.init, 0)
+    model = task.build_model(settings(task, backbone), "pretrained", 0)
     return model, m.apply(model)
 
 
@@ -90,28 +92,40 @@ def task_collate(task, seqs: list[torch.Tensor]) -> dict:
 
 
 @pytest.mark.parametrize("swap, family", [("tiny-vit", "vit"), ("tiny-lstm", "lstm")])
-def test_backbone_swap_replaces_the_architecture(swap, family):
-    m = method_from_dict("swap", {"compose": [{"form": "unfreeze", "site": "positions"}],
-                                  "init": f"backbone:{swap}"})
-    model = BitXor().build_model(settings(BitXor()), m.init, 0)
-    names = m.apply(model)
+def test_a_baseline_backbone_replaces_the_architecture(swap, family):
+    cfg = load_config({"baselines": {"swap": {"method": "fpt-output-only", "backbone": swap, "init": "random"}},
+                       "tasks": {"bit-xor": {"backbone": "tiny-gpt2"}},
+                       "grid": [{"tasks": ["bit-xor"], "methods": ["swap"]}]})
+    (spec,) = cfg.specs.values()
+    assert (spec.task.backbone, spec.trained_backbone, spec.init, spec.paper["backbone"]) == (swap, swap, "random", swap)
+    model = BitXor().build_model(spec.task.to_json(), spec.init, 0)
+    names = cfg.method("swap").apply(model)
     assert model.config.model_type == family
-    expected = {"backbone.position_embeddings.weight"} if family == "vit" else set()
-    assert set(names) == HEAD | expected
+    assert set(names) == HEAD
     out = model(inputs=torch.rand(3, 10, 1), labels=torch.zeros(3, 5, dtype=torch.long))
     assert out.logits.shape == (3, 5, 2) and torch.isfinite(out.loss)
 
 
-def test_unknown_swap_is_a_config_error():
-    with pytest.raises(ConfigError, match="backbone 'gpt9'"):
-        method_from_dict("x", {"init": "backbone:gpt9"})
+def test_a_method_with_the_old_init_key_is_told_to_write_a_baseline():
+    with pytest.raises(ConfigError, match=r"methods\.x\.init: a method says only what trains.*baselines: "):
+        method_from_dict("x", {"train_all": True, "init": "backbone:lstm"})
+    with pytest.raises(ConfigError, match=r"methods\.x\.init: .*baselines"):
+        load_config({"methods": {"x": {"compose": [], "init": "random"}},
+                     "grid": [{"tasks": ["bit-xor"], "methods": ["x"]}]})
 
 
-def test_lstm_preset_trains_everything():
-    m = registry.get_method("lstm")
-    assert m.train_all and m.init == "backbone:lstm"
-    model = BitXor().build_model(settings(BitXor()), "backbone:tiny-lstm", 0)
-    names = m.apply(model)
+def test_an_unknown_baseline_backbone_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"baselines\.b\.backbone: unknown backbone 'gpt9'"):
+        load_config({"baselines": {"b": {"method": "fpt", "backbone": "gpt9"}},
+                     "grid": [{"tasks": ["bit-xor"], "methods": ["b"]}]})
+
+
+def test_the_lstm_baseline_trains_every_lstm_weight():
+    b = BUILTIN["lstm"]
+    assert (b.method, b.backbone, b.init) == ("full", "lstm", "random")
+    s = {**settings(BitXor()), "backbone": "tiny-lstm"}
+    model = BitXor().build_model(s, b.init, 0)
+    names = registry.get_method(b.method).apply(model)
     assert set(names) == {n for n, _ in model.named_parameters()}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from benchmark.backbones.registry import build_model
+from benchmark.baselines import BUILTIN
 from benchmark.config import load_config
 from benchmark.registry import get_method
 from leaderboard import papers, tables
@@ -19,9 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_full_scratch_is_random_init_with_every_weight_training() -> None:
-    m = get_method("full-scratch")
-    assert (m.init, m.train_all) == ("random", True)
-    assert (get_method("full").init, get_method("full").train_all) == ("pretrained", True)
+    b = BUILTIN["full-scratch"]
+    assert (b.method, b.init, b.backbone) == ("full", "random", None)  # the task's backbone, fresh weights
+    assert get_method("full").train_all
 
 
 def test_the_3_layer_gpt2_is_gpt2_small_with_3_layers() -> None:

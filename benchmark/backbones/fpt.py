@@ -17,22 +17,15 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from benchmark.backbones.registry import build_model, get_backbone
+from benchmark.backbones.registry import backbone_options, build_model, get_backbone
 from benchmark.errors import ConfigError
 
-BACKBONE_SWAP = "backbone:"  # method init `backbone:<name>`: the baseline replaces the task's backbone
-
-
 def resolve_backbone(settings: dict[str, Any], init: str) -> tuple[str, str, str | None]:
-    """(backbone name, registry init, local path) for a method's `init`.
+    """(backbone name, registry init, local path) for the backbone's `init` (a baseline's; `pretrained` otherwise).
 
-    `bit` reads the Bit-Memory-pretrained checkpoint that the workflow's pretrain rule writes into
-    `backbone_path`; `backbone:<name>` swaps the architecture (ViT-initialised, LSTM baselines).
-    """
+    `bit` reads the Bit-Memory-pretrained checkpoint that the workflow's pretrain rule writes into `backbone_path`.
+    A baseline that swaps the backbone (LSTM, ViT-initialised) has already put its backbone in the settings."""
     name, path = settings["backbone"], settings.get("backbone_path")
-    if init.startswith(BACKBONE_SWAP):  # the swapped-in architecture's weights, or fresh ones where none exist (LSTM)
-        swap = init[len(BACKBONE_SWAP):]
-        return swap, "pretrained" if get_backbone(swap).has_weights() else "random", None
     if init == "bit":
         if path is None:
             raise ConfigError(f"task {settings.get('name')!r}: init 'bit' needs the Bit-Memory-pretrained backbone "
@@ -42,10 +35,16 @@ def resolve_backbone(settings: dict[str, Any], init: str) -> tuple[str, str, str
 
 
 def build_backbone(settings: dict[str, Any], init: str, seed: int) -> nn.Module:
-    """A sequence model that accepts `inputs_embeds` and `attention_mask`, for any registered family."""
+    """A sequence model that accepts `inputs_embeds` and `attention_mask`, for any registered family, built with
+    the settings' backbone options (the LSTM's cell, ViT's position table)."""
     name, init, path = resolve_backbone(settings, init)
     family = get_backbone(name).family
-    model = build_model(name, "encoder" if family == "t5" else "base", init=init, path=path, seed=seed)
+    options = backbone_options(name, settings.get("backbone_options"), f"task {settings.get('name')!r} backbone")
+    extra: dict[str, Any] = {}
+    if family == "lstm":  # the reference code's cell: layer norms, and dropout 0.1 after every layer
+        reference = options["cell"] == "layer-norm"
+        extra = {"layer_norm": reference, "dropout": 0.1 if reference else 0.0}
+    model = build_model(name, "encoder" if family == "t5" else "base", init=init, path=path, seed=seed, **extra)
     if family == "t5":
         # The wrapper feeds inputs_embeds, so the encoder's alias of T5's shared token table is never read; left in,
         # the two names of one tensor make the Trainer's safetensors checkpoint refuse to save.
@@ -53,7 +52,7 @@ def build_backbone(settings: dict[str, Any], init: str, seed: int) -> nn.Module:
     if family == "vit":
         from benchmark.backbones.vit import ViTSequence
 
-        return ViTSequence(model)
+        return ViTSequence(model, positions=options["positions"])
     return model
 
 

@@ -104,6 +104,33 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
                                                num_heads=4, decoder_start_token_id=0, pad_token_id=0)),
 ]}
 
+# A backbone family's options: option → its values, the first being the default (the paper's stated protocol) and the
+# others the reference code's (kzl/universal-computation). They are part of the run's identity and its record.
+BACKBONE_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    # plain: torch's nn.LSTM, no dropout (the paper's "3-layer LSTM"); layer-norm: the reference code's LNLSTM
+    # (layer norm on both pre-activations and on the cell, dropout 0.1 on every layer's output)
+    "lstm": {"cell": ("plain", "layer-norm")},
+    # interpolate: ViT's pretrained 196-row patch table, linearly interpolated to longer inputs; fresh: the reference
+    # code's new 1,024-row table, zero-initialised
+    "vit": {"positions": ("interpolate", "fresh")},
+}
+
+
+def backbone_options(name: str, given: dict[str, Any] | None, where: str) -> dict[str, str]:
+    """The resolved options of backbone `name`: its family's defaults with `given` applied; an unknown option or
+    value is a ConfigError naming it and what is valid. Families without options resolve to {}."""
+    allowed = BACKBONE_OPTIONS.get(get_backbone(name).family, {})
+    given = dict(given or {})
+    bad = sorted(set(given) - set(allowed))
+    if bad:
+        valid = ", ".join(sorted(allowed)) or f"none (backbone {name!r} has no options)"
+        raise ConfigError(f"{where}: unknown backbone option(s) {bad} for {name!r}; valid: {valid}")
+    for key, value in given.items():
+        if value not in allowed[key]:
+            raise ConfigError(f"{where}.{key}: {value!r} is not one of {', '.join(allowed[key])} (backbone {name!r})")
+    return {key: given.get(key, values[0]) for key, values in allowed.items()}
+
+
 HEADS = {
     "base": "AutoModel",
     "seq-cls": "AutoModelForSequenceClassification",

@@ -4,6 +4,10 @@
 layer, so this adapter keeps the layers, the final layer norm and the patch position table — as an
 `nn.Embedding`, so that FPT's `positions` site unfreezes exactly that table. Sequences longer than the
 table (CIFAR-10 LRA: 1024 tokens vs 196 patches) read a linearly interpolated table.
+
+Backbone option `positions`: `interpolate` (the default, above: the pretrained table, the paper's "ViT
+initialisation") or `fresh`, the reference code's (kzl/universal-computation `fpt.py`): a new zero-initialised
+1,024-row table in place of the pretrained one, read from its first row.
 """
 from __future__ import annotations
 
@@ -18,10 +22,16 @@ from transformers.modeling_outputs import BaseModelOutput
 class ViTSequence(nn.Module):
     """positions → ViT layers (bidirectional, with the padding mask) → final layer norm."""
 
-    def __init__(self, vit: nn.Module) -> None:
+    FRESH_ROWS = 1024  # the reference code's table
+
+    def __init__(self, vit: nn.Module, positions: str = "interpolate") -> None:
         super().__init__()
         self.config = vit.config
         table = vit.embeddings.position_embeddings.detach()[0, 1:]  # patch rows; the CLS row is unused
+        if positions == "fresh":
+            table = torch.zeros(self.FRESH_ROWS, table.shape[1], dtype=table.dtype, device=table.device)
+        elif positions != "interpolate":
+            raise ValueError(f"positions={positions!r}: expected 'interpolate' or 'fresh'")
         self.position_embeddings = nn.Embedding.from_pretrained(table.clone(), freeze=False)
         self.dropout = vit.embeddings.dropout
         self.layers = vit.layers

@@ -49,7 +49,8 @@ def delta_method(path: str | Path) -> Method | None:
     if "method" not in meta:
         return None
     raw = json.loads(meta["method"])
-    return method_from_dict(raw["name"], {k: raw[k] for k in ("compose", "train_all", "init") if k in raw})
+    # what trains; a delta saved before baselines existed may also carry the backbone's `init`, which is not a method's
+    return method_from_dict(raw["name"], {k: raw[k] for k in ("compose", "train_all") if k in raw})
 
 
 def load_delta(model: nn.Module, path: str | Path) -> None:

@@ -34,8 +34,6 @@ RAW: dict[str, dict[str, Any]] = {
     "fpt": {"compose": FPT_UNFREEZE,
             "description": "Lu et al.: frozen pretrained transformer; layer norms, positions, input and output "
                            "layers train"},
-    "fpt-random": {"compose": FPT_UNFREEZE, "init": "random",
-                   "description": "FPT's 'Random' baseline: same architecture and freezing, random weights"},
     "bitfit": {"compose": [{"form": "unfreeze", "site": "bias"}],
                "description": "BitFit: only the backbone's biases train"},
     "prompt": {"compose": [{"form": "prompt", "site": "input", "l": 200}],

@@ -5,8 +5,8 @@ representation (site) and composition — plus its size (`r` for bottlenecks and
 maps, `l` for prefixes and prompts). Each functional form is a `Form` subclass that declares
 its coordinates, the tensors it adds (closed-form count and extras) and whether it merges;
 `Mod.check` validates any composition against those declarations, so no form restates the
-space's rules. A `Method` composes mods, says whether the whole backbone trains and how it is
-initialised (FPT's baselines), and accounts for every trainable tensor by the names the forms'
+space's rules. A `Method` composes mods, says whether the whole backbone trains (never which backbone
+or weights: that is a task's or a baseline's), and accounts for every trainable tensor by the names the forms'
 `attach` return. Named methods are presets over this space (`presets.py`); config files can
 write new ones.
 """
@@ -21,8 +21,6 @@ from torch import nn
 from benchmark.backbones.anatomy import Anatomy, anatomy, core_of
 from benchmark.errors import ConfigError, unknown
 
-INITS = ("pretrained", "random", "stats", "bit")  # bit: Lu et al.'s Bit-Memory-pretrained backbone
-SWAP = "backbone:"  # init "backbone:<name>": the method replaces the task's backbone (ViT-init, LSTM)
 
 
 @dataclass(frozen=True)
@@ -303,12 +301,12 @@ def _resolve(model: nn.Module, names: list[str], where: str) -> tuple[list[nn.Pa
 
 @dataclass(frozen=True)
 class Method:
-    """A named composition: mods, whether the whole backbone trains, and the backbone's initialisation."""
+    """A named composition: mods and whether the whole backbone trains. It says only what trains: which backbone
+    and which weights it trains on belong to the task instance or a baseline (`benchmark.baselines`)."""
 
     name: str
     mods: tuple[Mod, ...] = ()
     train_all: bool = False
-    init: str = "pretrained"
     description: str = ""
     source: str = "petl-bench"
 
@@ -367,7 +365,7 @@ class Method:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "compose": [m.to_dict() for m in self.mods], "train_all": self.train_all,
-                "init": self.init, "source": self.source, "description": self.description}
+                "source": self.source, "description": self.description}
 
 
 HEAD_ATTRS = ("classifier", "score", "classification_head", "output_layer")
@@ -379,25 +377,21 @@ def head_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def method_from_dict(name: str, raw: dict[str, Any]) -> Method:
-    """Build a method from config: `{compose: [...], train_all: bool, init: ...}`."""
+    """Build a method from config: `{compose: [...], train_all: bool, description: ...}`."""
     where = f"methods.{name}"
-    allowed = {"compose", "train_all", "init", "description"}
+    allowed = {"compose", "train_all", "description"}
+    if "init" in raw:
+        raise ConfigError(
+            f"{where}.init: a method says only what trains; the backbone and the weights it starts from belong to a "
+            f"baseline. Remove `init` and write instead `baselines: {{<row name>: {{method: <a method without init>, "
+            f"init: <pretrained|random|stats|bit>, backbone: <optional backbone name, e.g. lstm>}}}}`, then list "
+            f"the baseline's name among a grid block's methods (built-in baselines: `petl-bench methods`)")
     bad = sorted(set(raw) - allowed - {"method"})
     if bad:
         raise ConfigError(f"{where}: unknown key(s) {bad}; valid: {', '.join(sorted(allowed | {'method'}))}")
-    init = raw.get("init", "pretrained")
-    if init not in INITS and not init.startswith(SWAP):
-        raise ConfigError(f"{where}.init: {init!r} is not one of {INITS} or '{SWAP}<backbone name>'")
-    if init.startswith(SWAP):
-        from benchmark.backbones.registry import get_backbone
-
-        try:
-            get_backbone(init[len(SWAP):])
-        except ConfigError as e:
-            raise ConfigError(f"{where}.init: {e}") from None
     mods = tuple(Mod.from_dict(m, f"{where}.compose[{i}]") for i, m in enumerate(raw.get("compose", [])))
     _check_conflicts(mods, where)
-    return Method(name, mods, bool(raw.get("train_all", False)), init, raw.get("description", ""), "config")
+    return Method(name, mods, bool(raw.get("train_all", False)), raw.get("description", ""), "config")
 
 
 def _check_conflicts(mods: tuple[Mod, ...], where: str) -> None:
