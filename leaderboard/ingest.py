@@ -41,9 +41,6 @@ class Loaded:
         return (k["task"], k["method"], k["budget"], backbone_of(self.record), self.record.variant, k["seed"])
 
 
-BACKBONE_SWAP = "backbone:"  # method init "backbone:<name>" (benchmark.backbones.fpt.BACKBONE_SWAP)
-
-
 def method_info(record: Record) -> dict[str, Any]:
     """The record's method block: the top-level one a finished run writes, else the resolved config's (all a
     crashed run's failed.json has)."""
@@ -51,23 +48,13 @@ def method_info(record: Record) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def swapped_backbone(record: Record) -> str | None:
-    """The backbone a baseline puts in place of the task's (Lu et al.'s LSTM and ViT-initialised runs): the
-    task config still names the task's transformer, but the model that trained is the one in the method's
-    `init`, and that is the backbone the paper tables compare against."""
-    init = method_info(record).get("init")
-    if isinstance(init, str) and init.startswith(BACKBONE_SWAP) and init[len(BACKBONE_SWAP):]:
-        return init[len(BACKBONE_SWAP):]
-    return None
-
-
 def backbone_of(record: Record) -> str:
-    """The backbone the run really trained, as the spec resolved it (a crashed run's failed.json lacks it: the
-    swapped-in one, else the task's)."""
+    """The backbone the run really trained, as the spec resolved it (a baseline's replaces the task's when the spec
+    is built, so a crashed run's failed.json, which lacks the top-level field, names it in its task block)."""
     if isinstance(record.backbone, str):
         return record.backbone
     task = record.config.get("task") or {}
-    return swapped_backbone(record) or str(task.get("backbone") or "unknown")
+    return str(task.get("backbone") or "unknown")
 
 
 def is_plugin(info: dict[str, Any]) -> bool:
@@ -247,7 +234,7 @@ def _upsert_dimensions(s: Session, items: list[Loaded]) -> None:
             t.version = str(task_cfg["version"])
         bname = backbone_of(r)
         b = backbones.get(bname) or backbones.setdefault(bname, s.merge(Backbone(name=bname)))
-        if task_cfg.get("backbone_path") and swapped_backbone(r) is None:
+        if task_cfg.get("backbone_path") and task_cfg.get("backbone") == bname:
             b.path = str(task_cfg["backbone_path"])
         mname = str(r.key["method"])
         m = methods.get(mname) or methods.setdefault(mname, s.merge(Method(name=mname)))

@@ -30,7 +30,8 @@ def make_record(task: str, method: str, budget: str = "default", seed: int = 1, 
     """A record as benchmark/train.py writes it; `value` is the headline metric (None for a failed run).
 
     `plugin` defaults to what benchmark.registry.provenance would say for `source` (a distribution other than
-    petl-bench, and not a config-defined method); `init` "backbone:<name>" makes a swapped-backbone baseline;
+    petl-bench, and not a config-defined method); `init` is the backbone's weights (a baseline's: `random` …), and a
+    baseline that swaps the backbone is made by naming that backbone (`lstm`) as `backbone`, as the config resolves it;
     `options` are the task instance's options, `max_steps` the configured training length (default `steps`);
     `family` makes `task` an instance of that task family; `overrides` are a grid block's training settings (another
     configuration, another variant); `override` marks a config method that replaces a built-in's name."""

@@ -178,11 +178,10 @@ def test_database_from_before_the_new_columns_gains_them(runs: Path, tmp_path: P
 
 
 def _lstm_record(seed: int = 1, **kw: object) -> dict:
-    """Lu et al.'s LSTM baseline as train.py records it: the task config names the task's transformer, the
-    method's init swaps in the LSTM."""
-    record = make_record("bit-xor", "lstm", seed=seed, backbone="gpt2", init="backbone:lstm", **kw)  # type: ignore[arg-type]
-    record["config"]["task"]["backbone_path"] = "/models/gpt2-bit"
-    record["config"]["method"]["init"] = "backbone:lstm"
+    """Lu et al.'s LSTM baseline as train.py records it: the baseline's LSTM replaced the task's transformer (and
+    its path) when the spec was built, so the task block names the LSTM."""
+    record = make_record("bit-xor", "lstm", seed=seed, backbone="lstm", init="random", **kw)  # type: ignore[arg-type]
+    assert record["config"]["task"]["backbone_path"] is None
     return record
 
 
