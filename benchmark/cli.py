@@ -7,12 +7,15 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
 from benchmark.errors import ConfigError
 from benchmark.record import RecordError
+
+if TYPE_CHECKING:  # the command line imports lazily, so that `--help` stays fast
+    from benchmark.spec import TaskSettings
 
 log = logging.getLogger("petl_bench")
 
@@ -90,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         gpu = claim_gpu(args.gpu_ids.split(","), Path(args.resources) / "gpu-locks")
         log.info("claimed GPU %s (CUDA_VISIBLE_DEVICES)", gpu)
     if data is None and spec.task.data_dir and not args.spec:
-        data = _prepare(spec.task.to_json(), Path(args.resources) / "data" / spec.task.name)
+        data = _prepare(spec.task, Path(args.resources) / "data" / spec.task.name)
     started = now()
     try:
         record = train_run(spec, out, data_path=data, force=args.force, keep_checkpoints=args.keep_checkpoints)
@@ -115,18 +118,20 @@ def _needs_data(family: str) -> bool:
     return registry.get_task(family).needs_data
 
 
-def _prepare(settings: dict[str, Any], out: Path) -> Path:
+def _prepare(settings: TaskSettings, out: Path) -> Path:
     from benchmark import registry
 
-    registry.get_task(settings["task"]).prepare(settings, out)
+    registry.get_task(settings.task).prepare(settings, out)
     return out
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     from benchmark.config import load_config
+    from benchmark.spec import TaskSettings
 
-    spec = json.loads(args.spec) if args.spec else load_config(_run_config(args)).task_settings(args.task)
-    _prepare(spec, Path(args.out))
+    settings = (TaskSettings.for_data(json.loads(args.spec)) if args.spec
+                else load_config(_run_config(args)).task_spec(args.task))
+    _prepare(settings, Path(args.out))
     return 0
 
 

@@ -241,10 +241,6 @@ class Config:
             raise ConfigError(f"{where}: {e}") from None
         return family
 
-    def task_settings(self, name: str) -> dict[str, Any]:
-        """Resolved settings of a task instance as plain JSON (what tasks and the data rule read)."""
-        return self.task_spec(name).to_json()
-
     def task_spec(self, name: str) -> TaskSettings:
         """Resolved settings of a task instance: family defaults ⊕ config; checked (backbone, data, options)."""
         if name not in self._settings:
@@ -276,7 +272,7 @@ class Config:
         settings = TaskSettings(name=name, task=family, backbone=backbone, backbone_path=inst.get("backbone_path"),
                                 data_dir=data_dir, options={**task.options, **inst.get("options", {})}, train=train,
                                 version=task.version, paper=paper, backbone_options=options)
-        task.check({**settings.to_json(), "options": inst.get("options", {})}, where)
+        task.check(settings, where)
         return settings
 
     def spec(self, run: Run) -> RunSpec:

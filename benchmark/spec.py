@@ -71,6 +71,31 @@ class TaskSettings:
                    version=raw.get("version"), paper=dict(raw.get("paper") or {}),
                    backbone_options=dict(raw.get("backbone_options") or {}))
 
+    @classmethod
+    def of(cls, task: Any, *, backbone: str | None = None, data_dir: str | None = None,
+           **options: Any) -> "TaskSettings":
+        """A task family's own settings, `options` over its defaults (for tests, docs and examples; a config's
+        instances are resolved, and checked, by `benchmark.config`)."""
+        return cls(name=task.name, task=task.name, backbone=backbone or task.default_backbone, backbone_path=None,
+                   data_dir=data_dir, options={**task.options, **options}, train=dict(task.recipe),
+                   version=task.version)
+
+    @classmethod
+    def for_data(cls, raw: dict[str, Any]) -> "TaskSettings":
+        """The settings the data rule prepares from: only what the data digest covers (family, options, data_dir,
+        version: never an instance's name, backbone or recipe, so that instances share one folder); the rest is
+        the family's name and defaults, which `Task.prepare` never reads."""
+        try:
+            family = str(raw["task"])
+            from benchmark.registry import get_task
+
+            backbone = get_task(family).default_backbone
+            return cls(name=family, task=family, backbone=backbone, backbone_path=None, data_dir=raw.get("data_dir"),
+                       options=dict(raw["options"]), train={}, version=raw.get("version"))
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"data settings: missing or malformed field {e} (expected task, options, data_dir, "
+                              f"version)") from None
+
     def identity(self) -> dict[str, Any]:
         """What of the instance can change a result. Backbone options appear only for the families that have them
         (LSTM, ViT), so every other run's digest is what it was before they existed."""

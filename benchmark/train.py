@@ -26,7 +26,7 @@ from benchmark.methods.budget import solve
 from benchmark.methods.space import Method, method_from_dict
 from benchmark.errors import ConfigError
 from benchmark.record import Record, now, provenance, write_record
-from benchmark.spec import RunSpec
+from benchmark.spec import RunSpec, TaskSettings
 
 log = logging.getLogger("petl_bench.train")
 
@@ -213,11 +213,11 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
     from transformers import set_seed
 
     started, t0, startup = now(), time.perf_counter(), process_age_s()
-    seed, threads, settings = spec.seed, spec.threads, spec.task.to_json()
+    seed, threads, settings = spec.seed, spec.threads, spec.task
     torch.set_num_threads(threads)
     task = registry.get_task(spec.task.task)
     method = _method(spec.method)
-    plugins.preflight(method, settings["backbone"])
+    plugins.preflight(method, settings.backbone)
     config = {**spec.to_json(), "method": {**spec.method, **registry.provenance(method)}}
     if task.needs_data and data_path is None:
         raise ValueError(f"task {task.name!r} reads prepared data: pass --data (see `petl-bench data`)")
@@ -286,7 +286,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
                   "train_loss_steps": result.global_step - (rundir.step_of(resume) if resume else 0),
                   "resumed_from": str(resume) if resume else None, "optimizer": args.optim, "bf16": args.bf16},
         "curve": curve,
-        "convergence": convergence(curve, f"eval_{task.metric}", settings["options"].get("converge_at") or ()),
+        "convergence": convergence(curve, f"eval_{task.metric}", settings.options.get("converge_at") or ()),
         "wall_time_s": time.perf_counter() - t0,
         "peak_memory_mb": _peak_memory_mb(),
         "determinism": determinism.report(determinism.current(bf16=args.bf16)),
@@ -352,25 +352,25 @@ def input_positions(config: Any) -> int | None:
 INPUT_LENGTH_KEYS = ("max_source_length", "max_length")  # seq2seq: the encoder's input (max_length is generation's)
 
 
-def reserve_prompt_positions(settings: dict[str, Any], method: Method, model: Any
-                             ) -> tuple[dict[str, Any], dict[str, int] | None]:
+def reserve_prompt_positions(settings: TaskSettings, method: Method, model: Any
+                             ) -> tuple[TaskSettings, dict[str, int] | None]:
     """Prompt tuning's l vectors take l rows of the position table: cut the task's input length so that l + input
     fits (RoBERTa, l=200: 312 input tokens, not 512), and say so for the record. Other methods: unchanged."""
     l = sum(m.l or 0 for m in method.mods if m.form == "prompt")
-    opts = settings["options"]
+    opts = settings.options
     key = next((k for k in INPUT_LENGTH_KEYS if k in opts), None)
     limit = input_positions(model.config) if l and key else None
     if limit is None:
         return settings, None
     if l >= limit:
-        raise ConfigError(f"prompt l={l} takes all {limit} positions of {settings['backbone']}: no room for input; "
+        raise ConfigError(f"prompt l={l} takes all {limit} positions of {settings.backbone}: no room for input; "
                           f"choose l below {limit}")
     configured = int(opts[key])
     cut = min(configured, limit - l)
     if cut < configured:
         log.info("prompt l=%d: inputs truncated to %d tokens (%s %d; %d positions)", l, cut, key, configured, limit)
     reserved = {"prompt_tokens": l, "positions": limit, "option": key, "configured": configured, "input_length": cut}
-    return {**settings, "options": {**opts, key: cut}}, reserved
+    return dataclasses.replace(settings, options={**opts, key: cut}), reserved
 
 
 def _solve_budget(method: Method, budget: str, model: Any) -> tuple[Method, dict[str, int], int]:

@@ -2,6 +2,7 @@
 ViT's reference-code variants are backbone options that enter the run's identity and its record."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,6 +14,8 @@ from benchmark.backbones.lstm import LayerNormLSTMLayer
 from benchmark.baselines import BUILTIN, INITS
 from benchmark.config import Run, load_config
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
+from benchmark.tasks.bits import BitXor
 from benchmark.train import train_run
 
 REF = {"lstm-ref": {"method": "full", "backbone": "tiny-lstm", "init": "random",
@@ -100,8 +103,8 @@ def test_the_reference_variants_are_other_runs() -> None:
     assert len({s.variant for s in (lref, lplain, vref, vplain)}) == 4
 
 
-def _settings(backbone: str, **options: str) -> dict:
-    return {"name": "bit-xor", "backbone": backbone, "backbone_path": None, "backbone_options": options}
+def _settings(backbone: str, **options: str) -> TaskSettings:
+    return dataclasses.replace(TaskSettings.of(BitXor(), backbone=backbone), backbone_options=options)
 
 
 def test_the_plain_lstm_is_torchs_without_dropout_and_the_reference_is_layer_normed_with_dropout() -> None:

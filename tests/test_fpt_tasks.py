@@ -12,15 +12,15 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.tasks.bits import BitMemory, BitXor
+from benchmark.spec import TaskSettings
 from benchmark.tasks.fpt import pad_tokens
 from benchmark.tasks.homology import AA_ID, FOLDS, RemoteHomology, encode
 from benchmark.tasks.images import CIFAR10, CIFAR10LRA, MNIST, Digits
 from benchmark.tasks.listops import VOCAB, ListOps, solve
 
 
-def settings(task, **options) -> dict:
-    return {"name": task.name, "task": task.name, "backbone": "tiny-bert", "data_dir": options.pop("data_dir", None),
-            "options": {**task.options, **options}}
+def settings(task, **options) -> TaskSettings:
+    return TaskSettings.of(task, backbone="tiny-bert", **options)
 
 
 def draws(task, n: int, seed: int = 3, **options) -> list[dict]:
@@ -57,7 +57,7 @@ def test_bit_memory_sizes_configurable_and_checked():
     x = draws(BitMemory(), 1, n_bits=20, token_dim=10)[0]
     assert x["inputs"].shape == (12, 10) and x["labels"].shape == (20,)
     with pytest.raises(ConfigError, match="not a multiple of token_dim"):
-        BitMemory().check({"options": {"n_bits": 25, "token_dim": 10}}, "tasks.bit-memory")
+        BitMemory().check(settings(BitMemory(), n_bits=25, token_dim=10), "tasks.bit-memory")
 
 
 def test_bit_xor_is_the_xor_of_its_halves():
@@ -110,8 +110,7 @@ def test_listops_paper_defaults_fit_a_512_position_table_and_say_so():
     xs = draws(task, 8)
     lengths = [len(x["inputs"]) for x in xs]
     assert all(501 <= n <= 512 for n in lengths) and 512 in lengths  # cut at 512
-    opts = {**task.options}
-    protocol = task.protocol({"options": opts})
+    protocol = task.protocol(settings(task))
     assert "first 512 tokens" in protocol["truncation"] and "501–1999" in protocol["lengths"]
     whole = draws(task, 4, max_tokens=None)
     assert all(501 <= len(x["inputs"]) <= 1999 for x in whole)
@@ -122,14 +121,14 @@ def test_listops_reads_lra_tsv(tmp_path):
     for name in ("basic_train.tsv", "basic_val.tsv", "basic_test.tsv"):
         (tmp_path / name).write_text("Source\tTarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows))
     task = ListOps()
-    task.check({"data_dir": str(tmp_path), "options": {}}, "tasks.listops")
+    task.check(settings(task, data_dir=str(tmp_path)), "tasks.listops")
     data = task.data(settings(task, data_dir=str(tmp_path)), 1, None)
     first = data.train[0]
     assert [VOCAB[i] for i in first["inputs"]] == ["[MAX", "2", "9", "]"] and int(first["labels"]) == 9
     batch = pad_tokens([data.eval[0], data.eval[1]])
     assert batch["inputs"].shape == (2, 5) and batch["attention_mask"].sum(1).tolist() == [4, 5]
     with pytest.raises(ConfigError, match="basic_train.tsv"):
-        task.check({"data_dir": str(tmp_path / "nowhere"), "options": {}}, "tasks.listops")
+        task.check(settings(task, data_dir=str(tmp_path / "nowhere")), "tasks.listops")
 
 
 # ---- images -----------------------------------------------------------------------------------------------
@@ -197,7 +196,7 @@ def test_remote_homology_from_local_jsonl(tmp_path):
     task.check(s, "tasks.remote-homology")
     task.prepare(s, tmp_path / "prepared")
     data = task.data(s, 1, tmp_path / "prepared")
-    assert task.layout(s["options"]).classes == FOLDS == 1195
+    assert task.layout(s.options).classes == FOLDS == 1195
     assert data.eval[0]["inputs"].tolist() == list(range(1, 21))  # the 20 standard residues; J cut at 20
     assert encode("mj", None).tolist() == [AA_ID["M"], AA_ID["X"]]  # lower case read, unknown letters are X
     batch = data.collate([data.train[0], data.train[1]])

@@ -2,6 +2,8 @@
 backbone families (GPT-2, BERT, T5 encoder, ViT, LSTM), statistics-only and Bit-pretrained inits."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from benchmark.backbones.registry import build_model
 from benchmark.baselines import BUILTIN
 from benchmark.config import load_config
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.methods.space import method_from_dict
 from benchmark.tasks.bits import BitXor
 from benchmark.tasks.listops import ListOps
@@ -36,9 +39,8 @@ EXPECTED = {
 }
 
 
-def settings(task, backbone: str = "tiny-gpt2", **options) -> dict:
-    return {"name": task.name, "task": task.name, "backbone": backbone, "backbone_path": None,
-            "options": {**task.options, **options}}
+def settings(task, backbone: str = "tiny-gpt2", **options) -> TaskSettings:
+    return TaskSettings.of(task, backbone=backbone, **options)
 
 
 def model_with(method: str, backbone: str = "tiny-gpt2", task=None) -> tuple[torch.nn.Module, list[str]]:
@@ -98,7 +100,7 @@ def test_a_baseline_backbone_replaces_the_architecture(swap, family):
                        "grid": [{"tasks": ["bit-xor"], "methods": ["swap"]}]})
     (spec,) = cfg.specs.values()
     assert (spec.task.backbone, spec.trained_backbone, spec.init, spec.paper["backbone"]) == (swap, swap, "random", swap)
-    model = BitXor().build_model(spec.task.to_json(), spec.init, 0)
+    model = BitXor().build_model(spec.task, spec.init, 0)
     names = cfg.method("swap").apply(model)
     assert model.config.model_type == family
     assert set(names) == HEAD
@@ -123,7 +125,7 @@ def test_an_unknown_baseline_backbone_is_a_config_error():
 def test_the_lstm_baseline_trains_every_lstm_weight():
     b = BUILTIN["lstm"]
     assert (b.method, b.backbone, b.init) == ("full", "lstm", "random")
-    s = {**settings(BitXor()), "backbone": "tiny-lstm"}
+    s = settings(BitXor(), "tiny-lstm")
     model = BitXor().build_model(s, b.init, 0)
     names = registry.get_method(b.method).apply(model)
     assert set(names) == {n for n, _ in model.named_parameters()}
@@ -148,7 +150,7 @@ def test_statistics_only_init_matches_each_pretrained_tensor():
 def test_bit_init_loads_the_pretrained_checkpoint(tmp_path):
     source = build_model("tiny-gpt2", seed=7)
     source.save_pretrained(tmp_path)
-    s = {**settings(BitXor()), "backbone_path": str(tmp_path)}
+    s = dataclasses.replace(settings(BitXor()), backbone_path=str(tmp_path))
     loaded = build_backbone(s, "bit", 0)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), source.state_dict().values()))
     with pytest.raises(ConfigError, match="Bit-Memory-pretrained"):

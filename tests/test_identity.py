@@ -17,6 +17,7 @@ import yaml
 
 from benchmark.config import Run, load_config
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from conftest import petl_bench
 
 REPO = Path(__file__).resolve().parents[1]
@@ -345,7 +346,7 @@ def test_bad_data_file_is_named_with_line_and_columns(tmp_path: Path, case: str)
     task = registry.get_task("sst2")
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=want):
-        task.prepare({"data_dir": str(folder)}, tmp_path / "out")
+        task.prepare(TaskSettings.of(task, data_dir=str(folder)), tmp_path / "out")
     assert time.perf_counter() - start < 5
 
 

@@ -11,6 +11,8 @@ from benchmark.backbones.registry import build_model
 from benchmark.config import Run, load_config
 from benchmark.errors import ConfigError
 from benchmark.registry import get_method
+from benchmark.spec import TaskSettings
+from benchmark.tasks.glue import SST2
 from benchmark.train import input_positions, reserve_prompt_positions, train_run
 
 
@@ -22,10 +24,10 @@ def test_input_positions_of_each_table(backbone: str, positions: int | None) -> 
 
 def test_only_prompt_reserves_and_too_long_a_prompt_is_refused() -> None:
     model = build_model("tiny-roberta", "seq-cls", meta=True, num_labels=2)
-    settings = {"backbone": "tiny-roberta", "options": {"max_length": 128}}
+    settings = TaskSettings.of(SST2(), backbone="tiny-roberta", max_length=128)
     assert reserve_prompt_positions(settings, get_method("lora"), model) == (settings, None)
     cut, why = reserve_prompt_positions(settings, _prompt(450), model)
-    assert cut["options"]["max_length"] == 62 and why == {"prompt_tokens": 450, "positions": 512,
+    assert cut.options["max_length"] == 62 and why == {"prompt_tokens": 450, "positions": 512,
                                                           "option": "max_length", "configured": 128,
                                                           "input_length": 62}
     with pytest.raises(ConfigError, match="prompt l=512 takes all 512 positions of tiny-roberta"):
@@ -45,7 +47,7 @@ def test_prompt_200_on_roberta_with_400_token_inputs_trains_on_what_fits(tmp_pat
     spec = spec.with_(train={**spec.train, "num_epochs": 1, "batch_size": 4, "eval_batch_size": 4})
     from benchmark import registry
     data = tmp_path / "data"
-    registry.get_task("sst2").prepare(spec.task.to_json(), data)
+    registry.get_task("sst2").prepare(spec.task, data)
     record = train_run(spec, tmp_path / "run", data_path=data)
     assert record["status"] == "ok"
     # 514 rows; the task sets the tokenizer's pad id (MiniLM's: 0) and RoBERTa's positions start after it: 513 fit

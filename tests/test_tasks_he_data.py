@@ -11,16 +11,17 @@ import he_fixtures
 from benchmark import registry
 from benchmark.config import load_config
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.tasks.generation import TokenBatchSampler
 
 
-def _settings(task: str, backbone: str, data_dir: Path, **options: Any) -> dict[str, Any]:
+def _settings(task: str, backbone: str, data_dir: Path, **options: Any) -> TaskSettings:
     cfg = load_config({"tasks": {task: {"backbone": backbone, "data_dir": str(data_dir), "options": options}},
                        "grid": [{"tasks": [task], "methods": ["full"]}]})
-    return cfg.task_settings(task)
+    return cfg.task_spec(task)
 
 
-def _prepared(task: str, settings: dict[str, Any], tmp_path: Path) -> Path:
+def _prepared(task: str, settings: TaskSettings, tmp_path: Path) -> Path:
     out = tmp_path / "prepared" / task
     registry.get_task(task).prepare(settings, out)
     return out

@@ -25,7 +25,7 @@ def _run(tmp_path: Path, task: str, method: str, backbone: str, src: Path, budge
                        "grid": [{"tasks": [task], "methods": [method], "budgets": [budget]}]})
     spec = cfg.spec(Run(task, method, budget, 1))
     data = tmp_path / "data" / task
-    registry.get_task(spec.task.task).prepare(spec.task.to_json(), data)
+    registry.get_task(spec.task.task).prepare(spec.task, data)
     out = tmp_path / "runs" / task / method / budget / "1"
     record = train_run(spec, out, data_path=data)
     assert read_record(out / "record.json")["metrics"] == json.loads(json.dumps(record["metrics"]))

@@ -92,12 +92,12 @@ def test_each_dataset_is_prepared_once(dry_run: str) -> None:
 def test_paper_grid_uses_the_paper_backbones_and_recipes() -> None:
     cfg = load_config(REPO / "config" / "config.yaml")
     for task, backbone in BACKBONES.items():
-        settings = cfg.task_settings(task)
-        assert settings["backbone"] == backbone
-        assert settings["train"] == registry.get_task(task).recipe  # no silent override of the paper recipe
-    enro = cfg.task_settings("wmt16-en-ro")["train"]
+        settings = cfg.task_spec(task)
+        assert settings.backbone == backbone
+        assert settings.train == registry.get_task(task).recipe  # no silent override of the paper recipe
+    enro = cfg.task_spec("wmt16-en-ro").train
     assert enro["max_tokens"] * enro["grad_accum"] == 16_384 and enro["select_metric"] == "loss"
-    xsum = cfg.task_settings("xsum")["train"]
+    xsum = cfg.task_spec("xsum").train
     assert xsum["batch_size"] * xsum["grad_accum"] == 64 and xsum["select_metric"] == "rouge2"
 
 

@@ -19,27 +19,28 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from benchmark.backbones.registry import backbone_options, build_model, get_backbone
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 
-def resolve_backbone(settings: dict[str, Any], init: str) -> tuple[str, str, str | None]:
+def resolve_backbone(settings: TaskSettings, init: str) -> tuple[str, str, str | None]:
     """(backbone name, registry init, local path) for the backbone's `init` (a baseline's; `pretrained` otherwise).
 
     `bit` reads the Bit-Memory-pretrained checkpoint that the workflow's pretrain rule writes into `backbone_path`.
     A baseline that swaps the backbone (LSTM, ViT-initialised) has already put its backbone in the settings."""
-    name, path = settings["backbone"], settings.get("backbone_path")
+    name, path = settings.backbone, settings.backbone_path
     if init == "bit":
         if path is None:
-            raise ConfigError(f"task {settings.get('name')!r}: init 'bit' needs the Bit-Memory-pretrained backbone "
+            raise ConfigError(f"task {settings.name!r}: init 'bit' needs the Bit-Memory-pretrained backbone "
                               f"in backbone_path (the workflow's pretrain_bit rule provides it)")
         return name, "pretrained", path
     return name, init, path
 
 
-def build_backbone(settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+def build_backbone(settings: TaskSettings, init: str, seed: int) -> nn.Module:
     """A sequence model that accepts `inputs_embeds` and `attention_mask`, for any registered family, built with
     the settings' backbone options (the LSTM's cell, ViT's position table)."""
     name, init, path = resolve_backbone(settings, init)
     family = get_backbone(name).family
-    options = backbone_options(name, settings.get("backbone_options"), f"task {settings.get('name')!r} backbone")
+    options = backbone_options(name, settings.backbone_options, f"task {settings.name!r} backbone")
     extra: dict[str, Any] = {}
     if family == "lstm":  # the reference code's cell: layer norms, and dropout 0.1 after every layer
         reference = options["cell"] == "layer-norm"

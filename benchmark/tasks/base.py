@@ -1,8 +1,9 @@
 """What a task is: its data, its model head, its metric and its paper recipe.
 
 A task module owns everything task-specific; `benchmark.train` only wires a task, a
-method and the Trainer together. `settings` is the task's resolved configuration
-(`defaults` overlaid with the config file), `recipe` its training hyper-parameters.
+method and the Trainer together. `settings` is the instance's resolved, typed configuration
+(`benchmark.spec.TaskSettings`: the family's `options` overlaid with the config file's, the backbone, the data
+folder), `recipe` its training hyper-parameters.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 
 
 @dataclass
@@ -66,19 +68,19 @@ class Task:
             raise NotImplementedError(f"task {self.name!r} reads prepared data but writes no fixture")
         return None
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         """Reject unknown task options before any training; subclasses add data checks."""
-        bad = sorted(set(settings.get("options", {})) - set(self.options))
+        bad = sorted(set(settings.options) - set(self.options))
         if bad:
             raise ConfigError(f"{where}.options: unknown key(s) {bad}; valid: {', '.join(sorted(self.options))}")
 
-    def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+    def build_model(self, settings: TaskSettings, init: str, seed: int) -> nn.Module:
         raise NotImplementedError
 
-    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
+    def data(self, settings: TaskSettings, seed: int, data_path: Path | None) -> TaskData:
         raise NotImplementedError
 
-    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
+    def prepare(self, settings: TaskSettings, out_dir: Path) -> None:
         """Write the task's files into `out_dir` (Hub download or local copy). Only for `needs_data` tasks."""
         raise NotImplementedError(f"task {self.name!r} generates its data; it needs no data rule")
 
@@ -90,18 +92,18 @@ class Task:
         """Extra `training_args_class` arguments this task needs (generation, token batching …)."""
         return {}
 
-    def after_apply(self, model: nn.Module, settings: dict[str, Any], method: Any) -> None:
+    def after_apply(self, model: nn.Module, settings: TaskSettings, method: Any) -> None:
         """Adjust what trains after the method is applied (e.g. reproduce a reference-code freezing bug)."""
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
         """How this run was evaluated, for the record: selection, splits, deviations from the paper."""
         return {}
 
-    def count_conventions(self, model: nn.Module, settings: dict[str, Any]) -> dict[str, Any]:
+    def count_conventions(self, model: nn.Module, settings: TaskSettings) -> dict[str, Any]:
         """Trainable counts by the task's paper's own convention, for the record's `params` beside ours."""
         return {}
 
-    def evaluate(self, trainer: Any, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
+    def evaluate(self, trainer: Any, data: TaskData, settings: TaskSettings) -> dict[str, float]:
         """Final metrics of the trained model on `data.eval` (generation tasks override: beam search etc.)."""
         out = trainer.evaluate()
         return {k.removeprefix("eval_"): float(v) for k, v in out.items()
@@ -147,9 +149,9 @@ class JsonlTask(Task):
     splits: ClassVar[tuple[str, ...]]
     columns: ClassVar[tuple[str, ...]]  # what a local jsonl row must hold
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         super().check(settings, where)
-        source = settings.get("data_dir")
+        source = settings.data_dir
         if source is None:
             return
         missing = [s for s in self.splits if not (Path(source) / f"{s}.jsonl").is_file()]
@@ -175,11 +177,11 @@ class JsonlTask(Task):
             (folder / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
         return folder
 
-    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
+    def prepare(self, settings: TaskSettings, out_dir: Path) -> None:
         import shutil
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        source = settings.get("data_dir")
+        source = settings.data_dir
         if source is not None:
             for split in self.splits:
                 check_jsonl(Path(source) / f"{split}.jsonl", self.columns)

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import TaskData
 from benchmark.tasks.fpt import COMMON, FPTTask, Layout
 
@@ -52,8 +53,8 @@ class BitTask(FPTTask):
     def draw(self, opts: dict[str, Any]) -> Callable[[torch.Generator], Sample]:
         raise NotImplementedError
 
-    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
-        opts = settings["options"]
+    def data(self, settings: TaskSettings, seed: int, data_path: Path | None) -> TaskData:
+        opts = settings.options
         draw = self.draw(opts)
         return TaskData(SampleStream(draw, seed), FixedSet(draw, seed, opts["eval_size"]), eval_name="held-out")
 
@@ -95,9 +96,9 @@ class BitMemory(BitTask):
     options = {**COMMON, "n_strings": 5, "n_bits": 1000, "token_dim": 50, "mask_p": 0.5, "converge_at": [99.0]}
     smoke = {**FPTTask.smoke, "options": {"eval_size": 8, "n_bits": 20, "token_dim": 10}}
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         super().check(settings, where)
-        opts = {**self.options, **settings.get("options", {})}
+        opts = {**self.options, **settings.options}
         if opts["n_bits"] % opts["token_dim"]:
             raise ConfigError(f"{where}.options: n_bits={opts['n_bits']} is not a multiple of "
                               f"token_dim={opts['token_dim']}")

@@ -107,7 +107,7 @@ def _check(task: Task, workdir: Path) -> TaskReport:
     if task.needs_data:
         data = workdir / "data"
         try:
-            task.prepare(spec.task.to_json(), data)
+            task.prepare(spec.task, data)
         except Exception as e:
             report.violations.append(("fixture", f"prepare from the fixture raised {type(e).__name__}: {e}"))
             return report

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import Task, TaskData
 
 # Adam, constant lr 1e-3, no weight decay, grad-norm clip 1.0 (paper appendix); batch within the paper's 2–16
@@ -56,12 +57,12 @@ class FPTTask(Task):
         """How many positions an input reads at most (None: no bound)."""
         return None
 
-    def count_conventions(self, model: nn.Module, settings: dict[str, Any]) -> dict[str, Any]:
+    def count_conventions(self, model: nn.Module, settings: TaskSettings) -> dict[str, Any]:
         """Lu et al.'s count: a trained position table counts only the rows the task reads (64 for CIFAR-10's
         patches: their 106,752 for GPT-2), while every row trains, here as in the reference code (870,154)."""
         from benchmark.backbones.anatomy import anatomy
 
-        used = self.positions_used(settings["options"])
+        used = self.positions_used(settings.options)
         tables = [p for m in anatomy(model).positions for p in m.parameters() if p.requires_grad and p.dim() == 2]
         unread = sum((p.shape[0] - used) * p.shape[1] for p in tables if used is not None and p.shape[0] > used)
         if not unread:
@@ -69,17 +70,17 @@ class FPTTask(Task):
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         return {"positions_used": used, "trainable_positions_used": trainable - unread}
 
-    def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+    def build_model(self, settings: TaskSettings, init: str, seed: int) -> nn.Module:
         from benchmark.backbones.fpt import FPTModel, build_backbone  # transformers: not at planning time
         backbone = build_backbone(settings, init, seed)
-        shape = self.layout(settings["options"])
+        shape = self.layout(settings.options)
         torch.manual_seed(seed)
         return FPTModel(backbone, shape.d_in, shape.out_tokens, shape.outputs_per_token, shape.classes,
                         vocab_size=shape.vocab_size)
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
         """Choices that differ from the reference code, kept in the record."""
-        size, batch = settings["options"].get("eval_size"), settings.get("train", {}).get("batch_size")
+        size, batch = settings.options.get("eval_size"), settings.train.get("batch_size")
         return {"batch_size": f"{batch}" + (" (the reference code's default)" if batch == REFERENCE_BATCH else
                                             " (within the paper's 2–16)" if batch and 2 <= batch <= 16 else
                                             " (outside the paper's 2–16)"),
@@ -90,7 +91,7 @@ class FPTTask(Task):
                 "steps_to_converge": f"the first evaluated step within 1% of the run's best {self.metric} (Lu et al. "
                                      f"do not define convergence; the record's `convergence` adds fixed thresholds)"}
 
-    def evaluate(self, trainer: Any, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
+    def evaluate(self, trainer: Any, data: TaskData, settings: TaskSettings) -> dict[str, float]:
         """The final metrics plus `steps_to_converge`, which Lu et al.'s convergence table reports."""
         from benchmark.train import convergence  # the training stack: not at planning time
 

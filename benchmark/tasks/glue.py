@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import JsonlTask, TaskData, sentence
 
 HEADS = ("trained", "frozen")
@@ -49,20 +50,20 @@ class GlueTask(JsonlTask):
     def fixture_row(self, split: str, i: int, rng: Any) -> dict[str, Any]:
         return {**{f: sentence(rng, 6) for f in self.text_fields}, "label": i % self.num_labels, "idx": i}
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         super().check(settings, where)
-        head = settings.get("options", {}).get("head", "trained")
+        head = settings.options.get("head", "trained")
         if head not in HEADS:
             raise ConfigError(f"{where}.options.head: {head!r} is not one of {HEADS}")
 
-    def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+    def build_model(self, settings: TaskSettings, init: str, seed: int) -> nn.Module:
         from benchmark.backbones.registry import build_model, load_tokenizer
 
-        tok = load_tokenizer(settings["backbone"], settings.get("backbone_path"))
-        return build_model(settings["backbone"], "seq-cls", init=init, path=settings.get("backbone_path"), seed=seed,
+        tok = load_tokenizer(settings.backbone, settings.backbone_path)
+        return build_model(settings.backbone, "seq-cls", init=init, path=settings.backbone_path, seed=seed,
                            num_labels=self.num_labels, pad_token_id=tok.pad_token_id)
 
-    def after_apply(self, model: nn.Module, settings: dict[str, Any], method: Any) -> None:
+    def after_apply(self, model: nn.Module, settings: TaskSettings, method: Any) -> None:
         """The head is what RoBERTa's classification head is — dense + tanh + projection — so on BERT-family
         backbones the pooler (their dense + tanh) trains with the classifier. `head: frozen` reproduces the
         reference code, whose PETL runs never train the head."""
@@ -73,15 +74,15 @@ class GlueTask(JsonlTask):
             return
         pooler = getattr(core_of(model), "pooler", None)
         for module in [*head_modules(model), *([pooler] if isinstance(pooler, nn.Module) else [])]:
-            module.requires_grad_(settings["options"]["head"] == "trained")
+            module.requires_grad_(settings.options["head"] == "trained")
 
     def training_kwargs(self, train: dict[str, Any]) -> dict[str, Any]:
         """`group_by_length: true` batches sentences of similar length (CPU presets: SST-2's short phrases padded
         to random batch-mates cost ~3× the tokens); the paper's recipe samples batches at random."""
         return {"train_sampling_strategy": "group_by_length"} if train.get("group_by_length") else {}
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
-        opts = settings["options"]
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
+        opts = settings.options
         first = opts["eval_examples"] or opts["eval_size"]
         return {"selection": "best epoch by dev accuracy (the paper's per-epoch evaluation)",
                 "eval_examples": f"first {first} dev examples" + (" (reference code, issue #26)"
@@ -107,15 +108,15 @@ class GlueTask(JsonlTask):
         """Dev examples in length order: accuracy does not depend on order, and padding costs far less."""
         return split.select(sorted(range(len(split)), key=lambda i: len(split[i]["input_ids"])))
 
-    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
+    def data(self, settings: TaskSettings, seed: int, data_path: Path | None) -> TaskData:
         import datasets
         from transformers import DataCollatorWithPadding
 
         from benchmark.backbones.registry import load_tokenizer
 
         assert data_path is not None, f"task {self.name} reads its prepared data folder"
-        opts = settings["options"]
-        tok = load_tokenizer(settings["backbone"], settings.get("backbone_path"))
+        opts = settings.options
+        tok = load_tokenizer(settings.backbone, settings.backbone_path)
         ds = datasets.load_dataset("json", data_files={s: str(data_path / f"{s}.jsonl") for s in self.splits})
         train = ds["train"]
         if opts.get("train_size"):
@@ -126,7 +127,7 @@ class GlueTask(JsonlTask):
                         DataCollatorWithPadding(tok), eval_name=self.eval_split, extras=evals)
 
 
-    def evaluate(self, trainer: Any, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
+    def evaluate(self, trainer: Any, data: TaskData, settings: TaskSettings) -> dict[str, float]:
         """The selected epoch's logged dev metrics (the restored checkpoint is that epoch's model, so scoring it
         again would repeat the same pass); a fresh evaluation when nothing was selected."""
         state = trainer.state
@@ -160,7 +161,7 @@ class MNLI(GlueTask):
     eval_split = "validation_matched"
     extra_metrics = ("accuracy_mm",)
 
-    def evaluate(self, trainer: Any, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
+    def evaluate(self, trainer: Any, data: TaskData, settings: TaskSettings) -> dict[str, float]:
         """Matched accuracy (primary, used for selection) and mismatched accuracy of the selected epoch."""
         out = super().evaluate(trainer, data, settings)
         mm = trainer.evaluate(eval_dataset=data.extras["validation_mismatched"], metric_key_prefix="mm")

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import TaskData
 from benchmark.tasks.fpt import COMMON, RECIPE, FPTTask, Layout, Listed, pad_tokens, subset
 
@@ -56,10 +57,10 @@ class RemoteHomology(FPTTask):
     def splits(self, opts: dict[str, Any]) -> tuple[str, str]:
         return opts["train_split"], opts["eval_split"]
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         super().check(settings, where)
-        source = settings.get("data_dir")
-        opts = {**self.options, **settings.get("options", {})}
+        source = settings.data_dir
+        opts = {**self.options, **settings.options}
         if opts["long_sequences"] not in LONG:
             raise ConfigError(f"{where}.options.long_sequences: {opts['long_sequences']!r} is not one of {LONG} "
                               f"(truncate: the paper's ≤ 1024 tokens; skip: the reference code's)")
@@ -71,8 +72,8 @@ class RemoteHomology(FPTTask):
                 raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(missing)} (TAPE remote homology "
                                   f"in jsonl, columns primary, fold_label)")
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
-        opts = settings["options"]
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
+        opts = settings.options
         cut, split = opts["max_tokens"], opts["eval_split"]
         long = ("none (max_tokens null)" if not cut else
                 f"sequences over {cut} residues left out of training and evaluation (reference code; it scaled its "
@@ -98,9 +99,9 @@ class RemoteHomology(FPTTask):
             (folder / f"{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return folder
 
-    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
+    def prepare(self, settings: TaskSettings, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        opts, source = settings["options"], settings.get("data_dir")
+        opts, source = settings.options, settings.data_dir
         if source is not None:
             for s in self.splits(opts):
                 shutil.copyfile(Path(source) / f"{s}.jsonl", out_dir / f"{s}.jsonl")
@@ -111,9 +112,9 @@ class RemoteHomology(FPTTask):
         for s in self.splits(opts):
             ds[s].select_columns(["primary", "fold_label"]).to_json(str(out_dir / f"{s}.jsonl"), lines=True)
 
-    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
+    def data(self, settings: TaskSettings, seed: int, data_path: Path | None) -> TaskData:
         assert data_path is not None, f"task {self.name} reads its prepared data folder"
-        opts = settings["options"]
+        opts = settings.options
 
         def read(split: str, size: int | None) -> Listed:
             rows = [json.loads(line) for line in (data_path / f"{split}.jsonl").read_text().splitlines() if line]

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import TaskData
 from benchmark.tasks.fpt import COMMON, FPTTask, Layout, subset
 
@@ -89,25 +90,25 @@ class ImageTask(FPTTask):
     def positions_used(self, opts: dict[str, Any]) -> int:
         return (self.side // opts["patch"]) ** 2
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
-        aug = settings["options"]["augment"]
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
+        aug = settings.options["augment"]
         return {**super().protocol(settings),
                 "augmentation": (f"training images: random crop with 4-pixel zero padding, horizontal flip, rotation "
                                  f"up to ±20° ({self.rotation} interpolation)" if aug else "none")}
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         super().check(settings, where)
-        p = {**self.options, **settings.get("options", {})}["patch"]
+        p = {**self.options, **settings.options}["patch"]
         if self.side % p:
             raise ConfigError(f"{where}.options.patch: {p} does not divide the {self.side}-pixel side")
 
-    def arrays(self, settings: dict[str, Any], split: str, data_path: Path | None,
+    def arrays(self, settings: TaskSettings, split: str, data_path: Path | None,
                seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images N×H×W×C, labels N) of one split ("train" or "eval")."""
         raise NotImplementedError
 
-    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
-        opts = settings["options"]
+    def data(self, settings: TaskSettings, seed: int, data_path: Path | None) -> TaskData:
+        opts = settings.options
         sets = {}
         for split in ("train", "eval"):
             images, labels = self.arrays(settings, split, data_path, seed)
@@ -128,9 +129,9 @@ class HubImageTask(ImageTask):
     image_column: ClassVar[str]
     splits: ClassVar[dict[str, str]] = {"train": "train", "eval": "test"}
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         super().check(settings, where)
-        source = settings.get("data_dir")
+        source = settings.data_dir
         if source is not None:
             missing = [f"{s}.parquet" for s in self.splits.values() if not (Path(source) / f"{s}.parquet").is_file()]
             if missing:
@@ -154,9 +155,9 @@ class HubImageTask(ImageTask):
             ds.to_parquet(str(folder / f"{s}.parquet"))
         return folder
 
-    def prepare(self, settings: dict[str, Any], out_dir: Path) -> None:
+    def prepare(self, settings: TaskSettings, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        source = settings.get("data_dir")
+        source = settings.data_dir
         if source is not None:
             for s in self.splits.values():
                 shutil.copyfile(Path(source) / f"{s}.parquet", out_dir / f"{s}.parquet")
@@ -167,7 +168,7 @@ class HubImageTask(ImageTask):
         for s in self.splits.values():
             ds[s].to_parquet(str(out_dir / f"{s}.parquet"))
 
-    def arrays(self, settings: dict[str, Any], split: str, data_path: Path | None,
+    def arrays(self, settings: TaskSettings, split: str, data_path: Path | None,
                seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         import datasets
 
@@ -226,11 +227,11 @@ class Digits(ImageTask):
     options = {**ImageTask.options, "patch": 2, "eval_fraction": 0.2}
     eval_name = "held-out"
 
-    def arrays(self, settings: dict[str, Any], split: str, data_path: Path | None,
+    def arrays(self, settings: TaskSettings, split: str, data_path: Path | None,
                seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = _digits()
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-        n_eval = round(settings["options"]["eval_fraction"] * len(labels))
+        n_eval = round(settings.options["eval_fraction"] * len(labels))
         keep = order[:n_eval] if split == "eval" else order[n_eval:]
         return images[keep], labels[keep]
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Union
 import torch
 
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import TaskData
 from benchmark.tasks.bits import FixedSet, Sample, SampleStream
 from benchmark.tasks.fpt import COMMON, FPTTask, Layout, Listed, pad_tokens
@@ -108,20 +109,20 @@ class ListOps(FPTTask):
     smoke = {**FPTTask.smoke, "options": {"eval_size": 8, "max_depth": 3, "max_args": 3, "min_length": 5,
                                           "max_length": 24}}
 
-    def check(self, settings: dict[str, Any], where: str) -> None:
+    def check(self, settings: TaskSettings, where: str) -> None:
         super().check(settings, where)
-        source = settings.get("data_dir")
+        source = settings.data_dir
         if source is not None:
             missing = [f for f in LRA_FILES.values() if not (Path(source) / f).is_file()]
             if missing:
                 raise ConfigError(f"{where}.data_dir: {source} lacks {', '.join(missing)} (LRA's ListOps tsv files)")
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
-        opts = settings["options"]
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
+        opts = settings.options
         cut = opts["max_tokens"]
         return {**super().protocol(settings),
                 "lengths": (f"expressions of {opts['min_length']}–{opts['max_length']} tokens, closing brackets kept"
-                            if not settings.get("data_dir") else "LRA's files, closing brackets kept"),
+                            if not settings.data_dir else "LRA's files, closing brackets kept"),
                 "truncation": (f"inputs cut to their first {cut} tokens (paper: ≤ 512; the reference code's "
                                "truncation), so longer expressions lose their tail" if cut else "none")}
 
@@ -142,10 +143,10 @@ class ListOps(FPTTask):
                     return {"inputs": encode(toks, True, opts["max_tokens"]), "labels": torch.tensor(value(tree))}
         return sample
 
-    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
-        opts = settings["options"]
-        if settings.get("data_dir"):
-            return self._lra(Path(settings["data_dir"]), opts, seed)
+    def data(self, settings: TaskSettings, seed: int, data_path: Path | None) -> TaskData:
+        opts = settings.options
+        if settings.data_dir:
+            return self._lra(Path(settings.data_dir), opts, seed)
         draw = self.draw(opts)
         train = (FixedSet(draw, seed, opts["train_size"], offset=0) if opts["train_size"]
                  else SampleStream(draw, seed))

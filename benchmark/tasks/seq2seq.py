@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar
 
 from torch import nn
 
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import JsonlTask, TaskData
 
 GENERATION_OPTIONS = ("num_beams", "min_length", "max_length", "no_repeat_ngram_size")
@@ -47,10 +48,10 @@ class Seq2SeqTask(JsonlTask):
     def score(self, predictions: list[str], references: list[str], opts: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
 
-    def tokenizer(self, settings: dict[str, Any]) -> Any:
+    def tokenizer(self, settings: TaskSettings) -> Any:
         from benchmark.backbones.registry import load_tokenizer
 
-        return load_tokenizer(settings["backbone"], settings.get("backbone_path"))
+        return load_tokenizer(settings.backbone, settings.backbone_path)
 
     def encode(self, tok: Any, sources: list[str], targets: list[str], opts: dict[str, Any]) -> dict[str, list]:
         """Token ids of sources and targets with the backbone's special tokens, truncated to the paper's lengths."""
@@ -66,19 +67,19 @@ class Seq2SeqTask(JsonlTask):
                 "decoder_start_token_id": eos, "forced_bos_token_id": bos}
 
     # --- Task API --------------------------------------------------------------------------------------
-    def build_model(self, settings: dict[str, Any], init: str, seed: int) -> nn.Module:
+    def build_model(self, settings: TaskSettings, init: str, seed: int) -> nn.Module:
         from benchmark.backbones.registry import build_model, get_backbone
 
         tok = self.tokenizer(settings)
-        spec = get_backbone(settings["backbone"])
-        ids = self.special_tokens(tok, spec.family, settings["options"])
+        spec = get_backbone(settings.backbone)
+        ids = self.special_tokens(tok, spec.family, settings.options)
         kwargs = {k: v for k, v in ids.items() if k != "forced_bos_token_id"}  # a generation-only setting
-        vocab = spec.config(settings.get("backbone_path")).vocab_size
+        vocab = spec.config(settings.backbone_path).vocab_size
         if len(tok) > vocab:  # codes added to a borrowed tokenizer (tiny backbones) need rows
             kwargs["vocab_size"] = len(tok)
-        model = build_model(settings["backbone"], "seq2seq", init=init, path=settings.get("backbone_path"),
+        model = build_model(settings.backbone, "seq2seq", init=init, path=settings.backbone_path,
                             seed=seed, **self.model_config, **kwargs)
-        opts = settings["options"]
+        opts = settings.options
         gen = model.generation_config
         for key, value in ids.items():
             setattr(gen, key, value)
@@ -87,16 +88,16 @@ class Seq2SeqTask(JsonlTask):
         gen.early_stopping = True  # fairseq/BART beam search stops when num_beams hypotheses are finished
         return model
 
-    def data(self, settings: dict[str, Any], seed: int, data_path: Path | None) -> TaskData:
+    def data(self, settings: TaskSettings, seed: int, data_path: Path | None) -> TaskData:
         import datasets
 
         from benchmark.backbones.registry import get_backbone
         from benchmark.tasks.generation import Seq2SeqCollator, shift_for
 
         assert data_path is not None, f"task {self.name} reads its prepared data folder"
-        opts = settings["options"]
+        opts = settings.options
         tok = self.tokenizer(settings)
-        family = get_backbone(settings["backbone"]).family
+        family = get_backbone(settings.backbone).family
         ids = self.special_tokens(tok, family, opts)
         names = {"train", opts["select_split"], opts["report_split"]}
         ds = datasets.load_dataset("json", data_files={s: str(data_path / f"{s}.jsonl") for s in names})
@@ -135,7 +136,7 @@ class Seq2SeqTask(JsonlTask):
                 "prediction_loss_only": not self.generate_during_selection,
                 "max_tokens": train.get("max_tokens")}
 
-    def evaluate(self, trainer: Any, data: TaskData, settings: dict[str, Any]) -> dict[str, float]:
+    def evaluate(self, trainer: Any, data: TaskData, settings: TaskSettings) -> dict[str, float]:
         """Beam-search the whole report split with the selected checkpoint; score against the raw references
         (not the truncated, re-decoded labels); keep the generations next to the record."""
         from benchmark.tasks.generation import decode, generating
@@ -144,7 +145,7 @@ class Seq2SeqTask(JsonlTask):
             out = trainer.predict(data.extras["report"], metric_key_prefix="test")
         predictions = decode(data.extras["tokenizer"], out.predictions)
         references = data.extras["references"]
-        metrics = self.score(predictions, references, settings["options"])
+        metrics = self.score(predictions, references, settings.options)
         metrics["loss"] = float(out.metrics.get("test_loss", float("nan")))
         run_dir = Path(trainer.args.output_dir).parent
         with open(run_dir / f"{data.eval_name}_generations.jsonl", "w") as f:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import sentence
 from benchmark.tasks.metrics import rouge
 from benchmark.tasks.seq2seq import Seq2SeqTask
@@ -44,8 +45,8 @@ class XSum(Seq2SeqTask):
     def score(self, predictions: list[str], references: list[str], opts: dict[str, Any]) -> dict[str, float]:
         return rouge(predictions, references)
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
-        opts = settings["options"]
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
+        opts = settings.options
         return {"selection": f"best ROUGE-2 on the first {opts['select_size'] or 'all'} {opts['select_split']} "
                              f"pairs, every eval_steps",
                 "report": f"{opts['report_split']} ({opts['report_size'] or 'all'} pairs), beam search",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.spec import TaskSettings
 from benchmark.tasks.base import sentence
 from benchmark.tasks.metrics import bleu, bleu_tokenized
 from benchmark.tasks.seq2seq import Seq2SeqTask
@@ -56,10 +57,10 @@ class WMT16EnRo(Seq2SeqTask):
     def score(self, predictions: list[str], references: list[str], opts: dict[str, Any]) -> dict[str, float]:
         return {"bleu": bleu(predictions, references), "bleu_tokenized": bleu_tokenized(predictions, references)}
 
-    def tokenizer(self, settings: dict[str, Any]) -> Any:
+    def tokenizer(self, settings: TaskSettings) -> Any:
         """The backbone's tokenizer with both language codes as single special tokens."""
         tok = super().tokenizer(settings)
-        opts = settings["options"]
+        opts = settings.options
         codes = [opts["src_lang"], opts["tgt_lang"]]
         missing = [c for c in codes if tok.convert_tokens_to_ids(c) in (None, tok.unk_token_id)]
         if missing:  # a borrowed tokenizer (tiny backbones): register the codes as mBART's tokenizer has them
@@ -85,8 +86,8 @@ class WMT16EnRo(Seq2SeqTask):
     def _eos(tok: Any) -> int:
         return tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
 
-    def protocol(self, settings: dict[str, Any]) -> dict[str, Any]:
-        opts = settings["options"]
+    def protocol(self, settings: TaskSettings) -> dict[str, Any]:
+        opts = settings.options
         return {"selection": f"lowest loss on the first {opts['select_size'] or 'all'} {opts['select_split']} "
                              f"pairs, every eval_steps",
                 "report": f"{opts['report_split']} ({opts['report_size'] or 'all'} pairs), beam search",
