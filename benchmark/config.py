@@ -298,10 +298,11 @@ class Config:
         baseline = self.baselines.get(name)
         m = self.method(name).to_dict()
         method = {"name": name, "compose": m["compose"], "train_all": m["train_all"],
-                  "init": baseline.init if baseline else "pretrained", "source": m["source"],
-                  "description": (baseline.description if baseline else "") or m["description"]}
+                  "init": baseline.init if baseline else "pretrained",
+                  **{k: v for k, v in m.items() if k not in ("name", "compose", "train_all")}}  # a plugin's `broken`
         if baseline is None:
             return settings, method
+        method["description"] = baseline.description or m["description"]
         where = f"baselines.{name}.backbone_options"
         if baseline.backbone is not None and baseline.backbone != settings.backbone:
             paper = {k: v for k, v in settings.paper.items() if k != "backbone"}

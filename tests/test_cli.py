@@ -81,7 +81,11 @@ def test_tasks_and_backbones_listings(capsys) -> None:
 def test_methods_lists_coordinates(capsys) -> None:
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
-    assert "lowrank@attn" in out and "unfreeze@layer_norm" in out and "[init: random]" in out
+    assert "lowrank@attn" in out and "unfreeze@layer_norm" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[out.splitlines().index(
+        next(line for line in out.splitlines() if line.startswith("baselines"))) + 1:]}
+    assert rows["lstm"].split(None, 1)[1] == "full on lstm, init random"
+    assert rows["fpt-random"].split(None, 1)[1] == "fpt on the task backbone, init random"
 
 
 def test_set_reads_exponent_numbers() -> None:
