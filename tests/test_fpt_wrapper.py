@@ -3,9 +3,11 @@ backbone families (GPT-2, BERT, T5 encoder, ViT, LSTM), statistics-only and Bit-
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
+import yaml
 
 from benchmark import registry
 from benchmark.backbones.fpt import FPTModel, build_backbone
@@ -108,12 +110,17 @@ def test_a_baseline_backbone_replaces_the_architecture(swap, family):
     assert out.logits.shape == (3, 5, 2) and torch.isfinite(out.loss)
 
 
-def test_a_method_with_the_old_init_key_is_told_to_write_a_baseline():
-    with pytest.raises(ConfigError, match=r"methods\.x\.init: a method says only what trains.*baselines: "):
-        method_from_dict("x", {"train_all": True, "init": "backbone:lstm"})
-    with pytest.raises(ConfigError, match=r"methods\.x\.init: .*baselines"):
-        load_config({"methods": {"x": {"compose": [], "init": "random"}},
-                     "grid": [{"tasks": ["bit-xor"], "methods": ["x"]}]})
+@pytest.mark.parametrize("init, backbone", [("backbone:lstm", "lstm"), ("random", "tiny-gpt2")])
+def test_a_method_with_the_old_init_key_is_told_the_baseline_to_write(init, backbone):
+    old = {"methods": {"x": {"train_all": True, "init": init}}, "tasks": {"bit-xor": {"backbone": "tiny-gpt2"}},
+           "grid": [{"tasks": ["bit-xor"], "methods": ["x"]}]}
+    with pytest.raises(ConfigError, match=r"methods\.x\.init: a method says only what trains") as e:
+        load_config(old)
+    methods, baselines = (yaml.safe_load(snippet) for snippet in re.findall(r"`(methods: .*?|baselines: .*?)`",
+                                                                            str(e.value)))
+    (spec,) = load_config({**old, **methods, **baselines}).specs.values()  # the advice, followed, plans the row
+    assert (spec.method_name, spec.trained_backbone, spec.init, spec.method["train_all"]) == ("x", backbone,
+                                                                                              "random", True)
 
 
 def test_an_unknown_baseline_backbone_is_a_config_error():

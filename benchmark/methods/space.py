@@ -381,17 +381,28 @@ def method_from_dict(name: str, raw: dict[str, Any]) -> Method:
     where = f"methods.{name}"
     allowed = {"compose", "train_all", "description"}
     if "init" in raw:
-        raise ConfigError(
-            f"{where}.init: a method says only what trains; the backbone and the weights it starts from belong to a "
-            f"baseline. Remove `init` and write instead `baselines: {{<row name>: {{method: <a method without init>, "
-            f"init: <pretrained|random|stats|bit>, backbone: <optional backbone name, e.g. lstm>}}}}`, then list "
-            f"the baseline's name among a grid block's methods (built-in baselines: `petl-bench methods`)")
+        raise ConfigError(f"{where}.init: {_baseline_hint(name, raw)}")
     bad = sorted(set(raw) - allowed - {"method"})
     if bad:
         raise ConfigError(f"{where}: unknown key(s) {bad}; valid: {', '.join(sorted(allowed | {'method'}))}")
     mods = tuple(Mod.from_dict(m, f"{where}.compose[{i}]") for i, m in enumerate(raw.get("compose", [])))
     _check_conflicts(mods, where)
     return Method(name, mods, bool(raw.get("train_all", False)), raw.get("description", ""), "config")
+
+
+def _baseline_hint(name: str, raw: dict[str, Any]) -> str:
+    """What to write instead of a method's `init` (the form before baselines): the same row as a baseline."""
+    init = str(raw["init"])
+    swap = init.removeprefix("backbone:") if init.startswith("backbone:") else None
+    import yaml
+
+    what = yaml.safe_dump({k: raw[k] for k in ("compose", "train_all") if k in raw}, default_flow_style=True,
+                          width=10**6).strip()
+    row = f"method: {name}-trains" + (f", backbone: {swap}, init: random" if swap else f", init: {init}")
+    return (f"a method says only what trains; the backbone and the weights it starts from belong to a baseline. "
+            f"Write `methods: {{{name}-trains: {what}}}` (without init; or name an existing method such as full "
+            f"or fpt) and `baselines: {{{name}: {{{row}}}}}`, and keep {name!r} in the grid (init is one of "
+            f"pretrained, random, stats, bit; built-in baselines: `petl-bench methods`)")
 
 
 def _check_conflicts(mods: tuple[Mod, ...], where: str) -> None:
