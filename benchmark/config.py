@@ -104,6 +104,7 @@ class Config:
         self.overrides = {n for n, m in self.raw["methods"].items() if m.get("override") is True}
         self.methods = {n: method_from_dict(n, {k: v for k, v in m.items() if k != "override"})
                         for n, m in self.raw["methods"].items()}
+        self.baselines: dict[str, Baseline] = {}
         self.baselines = self._baselines()
         self._settings: dict[str, TaskSettings] = {}
         self.runs = self._expand()
@@ -225,7 +226,7 @@ class Config:
 
     def method(self, name: str, where: str = "method") -> Method:
         """The method of a grid point: a method by name, or the one a baseline runs."""
-        baseline = getattr(self, "baselines", {}).get(name)
+        baseline = self.baselines.get(name)
         try:
             return registry.get_method(baseline.method if baseline else name, self.methods)
         except ConfigError as e:
@@ -289,7 +290,6 @@ class Config:
             method["override"] = True
         return RunSpec(task=settings, method=method, method_name=run.method, budget=run.budget, seed=run.seed,
                        train={**settings.train, **overrides}, overrides=overrides, threads=self.raw["threads"])
-
 
     def _row(self, settings: TaskSettings, name: str) -> tuple[TaskSettings, dict[str, Any]]:
         """The task settings and method block of a grid row: a method trains on the task's pretrained backbone; a

@@ -213,7 +213,8 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
     from transformers import set_seed
 
     started, t0, startup = now(), time.perf_counter(), process_age_s()
-    seed, threads, settings = spec.seed, spec.threads, spec.task
+    # the task sees this run's recipe (grid-block overrides applied), not only its instance's
+    seed, threads, settings = spec.seed, spec.threads, dataclasses.replace(spec.task, train=spec.train)
     torch.set_num_threads(threads)
     task = registry.get_task(spec.task.task)
     method = _method(spec.method)
@@ -273,7 +274,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
         "metrics": final,
         "primary_metric": task.metric,
         "paper_metric": task.paper_metric or task.metric,
-        "protocol": {**task.protocol({**settings, "train": spec.train}), **({"prompt_positions": reserved} if reserved else {})},
+        "protocol": {**task.protocol(settings), **({"prompt_positions": reserved} if reserved else {})},
         "eval_split": data.eval_name,
         "config": config,
         "method": {**method.to_dict(), "sizes": sizes, **registry.provenance(method),

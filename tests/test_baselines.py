@@ -174,3 +174,14 @@ def test_the_record_says_which_backbone_options_and_init_ran(tmp_path) -> None:
     assert record["config"]["method"]["baseline"] == {**REF["lstm-ref"], "name": "lstm-ref", "description": "",
                                                       "source": "config"}
     assert record["params"]["trainable"] == record["params"]["total"]  # full: every LSTM weight trains
+
+
+@pytest.mark.parametrize("backbone, method", [("lstm", "full"), ("gpt2-3layer", "fpt"), ("gpt2-3layer", "fpt-stats")])
+def test_a_backbone_without_weights_runs_only_from_a_random_init(backbone, method) -> None:
+    """Built anyway, it would be random weights recorded as pretrained (or statistics-matched) ones."""
+    with pytest.raises(ConfigError, match=rf"tasks\.bit-xor\.backbone with method '{method}' .*backbone '{backbone}' is "
+                                          rf"a random-init config with no pretrained weights"):
+        load_config({"tasks": {"bit-xor": {"backbone": backbone}}, "grid": [{"tasks": ["bit-xor"], "methods": [method]}]})
+    cfg = load_config({"tasks": {"bit-xor": {"backbone": backbone}},
+                       "grid": [{"tasks": ["bit-xor"], "methods": ["full-scratch", "fpt-random"]}]})
+    assert {s.init for s in cfg.specs.values()} == {"random"}
