@@ -31,7 +31,7 @@ def test_a_backbone_without_weights_refuses_a_pretrained_init_at_planning(backbo
     msg = str(e.value)
     assert msg.startswith(f"tasks.c10.backbone with method {method!r} (init {init!r}): backbone {backbone!r} is a "
                           f"random-init config with no pretrained weights")
-    assert "use a method with init 'random' (e.g. full-scratch, fpt-random)" in msg and "backbone_path" in msg
+    assert "use a baseline with init 'random' (e.g. full-scratch, fpt-random)" in msg and "backbone_path" in msg
     if backbone == "gpt2-3layer":
         assert msg.endswith("pick a backbone with weights (gpt2, gpt2-large, gpt2-medium)")
 
@@ -57,10 +57,12 @@ def test_building_one_directly_refuses_too_but_counting_on_meta_does_not() -> No
     assert build_model("gpt2-3layer", meta=True).config.n_layer == 3
 
 
-def test_the_lstm_swap_builds_fresh_weights_and_the_vit_swap_loads_pretrained_ones() -> None:
-    settings = {"backbone": "gpt2", "name": "x"}
-    assert resolve_backbone(settings, "backbone:lstm") == ("lstm", "random", None)
-    assert resolve_backbone(settings, "backbone:vit-base") == ("vit-base", "pretrained", None)
+def test_the_lstm_baseline_builds_fresh_weights_and_the_vit_baseline_loads_pretrained_ones() -> None:
+    cfg = load_config({"tasks": {"bit-xor": {"backbone": "gpt2"}},
+                       "grid": [{"tasks": ["bit-xor"], "methods": ["lstm", "vit-init"]}]})
+    specs = {s.method_name: s for s in cfg.specs.values()}
+    assert resolve_backbone(specs["lstm"].task, specs["lstm"].init) == ("lstm", "random", None)
+    assert resolve_backbone(specs["vit-init"].task, specs["vit-init"].init) == ("vit-base", "pretrained", None)
 
 
 def test_snakemake_stops_before_any_job(tmp_path: Path) -> None:

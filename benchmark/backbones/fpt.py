@@ -21,6 +21,7 @@ from benchmark.backbones.registry import backbone_options, build_model, get_back
 from benchmark.errors import ConfigError
 from benchmark.spec import TaskSettings
 
+
 def resolve_backbone(settings: TaskSettings, init: str) -> tuple[str, str, str | None]:
     """(backbone name, registry init, local path) for the backbone's `init` (a baseline's; `pretrained` otherwise).
 

@@ -165,7 +165,7 @@ def check_init(name: str, init: str, path: str | None, where: str) -> None:
         with_weights = sorted(n for n, b in BACKBONES.items() if b.tiny is None and b.family == spec.family)
         raise ConfigError(
             f"{where}: backbone {name!r} is a random-init config with no pretrained weights, so init {init!r} would "
-            f"train random weights under a pretrained label; use a method with init 'random' (e.g. full-scratch, "
+            f"train random weights under a pretrained label; use a baseline with init 'random' (e.g. full-scratch, "
             f"fpt-random), set backbone_path to a folder of trained weights, or pick a backbone with weights"
             + (f" ({', '.join(with_weights)})" if with_weights else ""))
 
