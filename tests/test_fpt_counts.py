@@ -10,6 +10,7 @@ from benchmark.backbones.fpt import FPTModel
 from benchmark.backbones.registry import build_model
 from benchmark.methods.presets import PRESETS
 from benchmark.registry import get_method
+from benchmark.spec import TaskSettings
 from benchmark.tasks.bits import BitMemory, BitXor
 from benchmark.tasks.images import CIFAR10, CIFAR10LRA
 from benchmark.tasks.listops import ListOps
@@ -31,7 +32,7 @@ def fpt_cifar10(backbone: str) -> FPTModel:
 def test_our_count_by_the_papers_convention_differs_from_theirs_by_what_their_formula_leaves_out(backbone: str):
     printed, d = PAPER[backbone]
     model = fpt_cifar10(backbone)
-    got = CIFAR10().count_conventions(model, {"options": CIFAR10.options})
+    got = CIFAR10().count_conventions(model, TaskSettings.of(CIFAR10()))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert got == {"positions_used": 64, "trainable_positions_used": trainable - (1024 - 64) * d}
     # the paper counts a 16+1-wide input (CIFAR-10's patches are 48 wide), no output bias and no final LayerNorm
@@ -51,10 +52,10 @@ def test_positions_used_per_task() -> None:
 def test_no_convention_when_every_row_is_read_or_positions_are_frozen() -> None:
     lra = FPTModel(build_model("gpt2", meta=True), 1, 1, 1, 10)
     PRESETS["fpt"].apply(lra)
-    assert CIFAR10LRA().count_conventions(lra, {"options": CIFAR10LRA.options}) == {}  # 1,024 of 1,024 read
+    assert CIFAR10LRA().count_conventions(lra, TaskSettings.of(CIFAR10LRA())) == {}  # 1,024 of 1,024 read
     frozen = FPTModel(build_model("gpt2", meta=True), 48, 1, 1, 10)
     get_method("fpt-ln-input").apply(frozen)
-    assert CIFAR10().count_conventions(frozen, {"options": CIFAR10.options}) == {}
+    assert CIFAR10().count_conventions(frozen, TaskSettings.of(CIFAR10())) == {}
 
 
 def test_the_run_page_shows_the_papers_count_beside_ours(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ to the reference's computation, and the record's `protocol` (and the run digest,
 says which."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from benchmark.config import load_config
 from benchmark.errors import ConfigError
+from benchmark.spec import TaskSettings
 from benchmark.tasks.images import CIFAR10, CIFAR10LRA, GRAY, augment
 from benchmark.tasks.homology import AA_ID, RemoteHomology
 from test_fpt_tasks import settings, write_images
@@ -121,8 +123,7 @@ def test_fpt_batch_size_is_recorded_and_enters_the_digest() -> None:
     specs = sorted(cfg.specs.values(), key=lambda s: s.train["batch_size"])
     assert [s.train["batch_size"] for s in specs] == [4, 16] and specs[0].digest != specs[1].digest
     task = RemoteHomology()
-    said = [task.protocol({**s.task.to_json(), "options": task.options, "train": s.train})["batch_size"]
-            for s in specs]
+    said = [task.protocol(dataclasses.replace(TaskSettings.of(task), train=s.train))["batch_size"] for s in specs]
     assert said == ["4 (the reference code's default)", "16 (within the paper's 2–16)"]
 
 
