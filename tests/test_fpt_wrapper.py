@@ -65,7 +65,52 @@ def test_fpt_plus_both_is_everything_but_the_unused_token_table():
     model, names = model_with("fpt-both")
     assert set(names) == {n for n, _ in model.named_parameters()} - {"backbone.wte.weight"}
     _, full = model_with("full")
-    assert set(full) == {n for n, _ in model.named_parameters()}
+    assert set(full) == {n for n, _ in model.named_parameters()} - {"backbone.wte.weight"}
+
+
+TOKEN_TABLE = {"tiny-gpt2": "backbone.wte.weight", "tiny-bert": "backbone.embeddings.word_embeddings.weight",
+               "tiny-t5": "backbone.shared.weight", "minilm-l6": "backbone.embeddings.word_embeddings.weight"}
+
+
+@pytest.mark.parametrize("method", ["full", "full-scratch", "fpt"])
+@pytest.mark.parametrize("backbone", sorted(TOKEN_TABLE))
+def test_the_unread_token_table_never_trains_is_never_counted_and_never_saved(backbone, method, tmp_path):
+    """Behind FPT's input layer the backbone's token table is never read: under every method it stays frozen, out
+    of the trainable count, the paper formula and the delta (full training on MiniLM used to save 11.7M idle
+    parameters per run, half the model)."""
+    from safetensors.torch import load_file
+
+    from benchmark.methods.delta import save_delta
+    from benchmark.train import count_params
+
+    m = registry.get_method(method)
+    model = BitXor().build_model(settings(BitXor(), backbone), m.init, 0)
+    params = dict(model.named_parameters())
+    table = params[TOKEN_TABLE[backbone]]
+    x = torch.rand(2, BitXor.options["n_bits"], 1)
+    with torch.no_grad():
+        before = model.eval()(inputs=x).logits
+        table.add_(1.0)
+        assert torch.equal(model(inputs=x).logits, before)  # the output does not depend on it: really unread
+    names = set(m.apply(model))
+    expected = set(params) - {TOKEN_TABLE[backbone]} if m.train_all else names
+    assert names == expected and not table.requires_grad
+    counts = count_params(model)
+    assert counts["trainable"] == sum(params[n].numel() for n in expected)
+    assert counts["total"] == sum(p.numel() for p in params.values())  # still part of the model, only frozen
+    # the formula counts the backbone's share: without the head, and under full training without the new input layer
+    outside = [model.output_layer, *([model.input_layer] if m.train_all else [])]
+    assert m.formula(model) == counts["trainable"] - sum(p.numel() for o in outside for p in o.parameters())
+    assert set(load_file(save_delta(model, tmp_path / "delta.safetensors", m))) == expected
+    if backbone == "minilm-l6" and m.train_all:
+        assert table.numel() == 30522 * 384 and counts["trainable"] == counts["total"] - 30522 * 384
+
+
+def test_unfreezing_the_unread_token_table_is_refused_by_name():
+    method = method_from_dict("emb", {"compose": [{"form": "unfreeze", "site": "embeddings"}]})
+    model = BitXor().build_model(settings(BitXor()), "pretrained", 0)
+    with pytest.raises(ConfigError, match="unfreeze@embeddings: .*never read; unfreeze 'input' instead"):
+        method.apply(model)
 
 
 def test_fpt_on_bert_trains_norms_positions_input_and_head():

@@ -75,6 +75,13 @@ class Anatomy:
     token_embeddings: list[nn.Module] = field(default_factory=list)
     input_layer: nn.Module | None = None  # a task model's own input layer feeding the backbone (FPT's wrapper)
 
+    @property
+    def unused(self) -> list[nn.Module]:
+        """Backbone modules the model never reads: behind a task model's own input layer (FPT), the token-embedding
+        table. They stay frozen whatever the method, so full training neither counts nor saves them (MiniLM's
+        word embeddings are 11.7M of its 22.7M parameters; GPT-2's `wte` 38.6M of 124M)."""
+        return self.token_embeddings if self.input_layer is not None else []
+
 
 def _linear(m: nn.Linear) -> Proj:
     return Proj(m, m.in_features, m.out_features)

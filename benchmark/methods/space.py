@@ -320,6 +320,8 @@ class Method:
         anat = anatomy(model)
         for p in model.parameters():
             p.requires_grad_(self.train_all)
+        for module in anat.unused:
+            module.requires_grad_(False)
         returned = []
         for i, mod in enumerate(self.mods):
             names = FORMS[mod.form].attach(model, anat, mod, str(i))
@@ -351,7 +353,7 @@ class Method:
         """The paper's closed-form trainable count (Tables 10/11; the task head excluded) on a model the method
         is not applied to yet. Existing backbone tensors count once however many mods unfreeze them (T5's
         relative position bias is a position table and part of attention); full fine-tuning counts the whole
-        backbone."""
+        backbone but what the model never reads (`Anatomy.unused`)."""
         anat = anatomy(model)
         total, existing = 0, {}
         for m in self.mods:
@@ -360,7 +362,8 @@ class Method:
             total += form.formula(model, anat, m) - sum(p.numel() for p in unfrozen)
             existing.update({id(p): p.numel() for p in unfrozen})
         if self.train_all:
-            existing.update({id(p): p.numel() for p in core_of(model).parameters()})
+            unused = {id(p) for m in anat.unused for p in m.parameters()}
+            existing.update({id(p): p.numel() for p in core_of(model).parameters() if id(p) not in unused})
         return total + sum(existing.values())
 
     def to_dict(self) -> dict[str, Any]:

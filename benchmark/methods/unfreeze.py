@@ -33,12 +33,18 @@ def _modules(model: nn.Module, anat: Anatomy, site: str) -> list[nn.Module]:
 
 
 def _params(model: nn.Module, anat: Anatomy, site: str) -> list[nn.Parameter]:
+    """A site's tensors, never one the model does not read (`Anatomy.unused`: FPT's idle token table)."""
+    if site == "embeddings" and anat.unused:
+        raise ConfigError("unfreeze@embeddings: this model feeds the backbone from its own input layer (the FPT "
+                          "wrapper), so the backbone's token embeddings are never read; unfreeze 'input' instead")
+    unused = {id(p) for m in anat.unused for p in m.parameters()}
     if site == "bias":
-        return [p for n, p in core_of(model).named_parameters() if n.endswith("bias")]
+        return [p for n, p in core_of(model).named_parameters() if n.endswith("bias") and id(p) not in unused]
     seen: dict[int, nn.Parameter] = {}
     for m in _modules(model, anat, site):
         for p in m.parameters():
-            seen[id(p)] = p
+            if id(p) not in unused:
+                seen[id(p)] = p
     return list(seen.values())
 
 

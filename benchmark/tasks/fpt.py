@@ -47,6 +47,9 @@ class FPTTask(Task):
     default_backbone = "gpt2"
     recipe: ClassVar[dict[str, Any]] = RECIPE
     padded: ClassVar[bool] = False  # variable-length inputs, right-padded with an attention mask
+    # 2: the backbone's token-embedding table, never read behind the input layer, stays frozen under every method
+    # (full training used to count and save it), so records of version 1 are not reused
+    version: ClassVar[str] = "2"
     smoke = {"backbone": "tiny-gpt2", "options": {"eval_size": 8},
              "train": {"max_steps": 2, "eval_steps": 2, "batch_size": 4}}
 
