@@ -63,12 +63,33 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     return raw
 
 
+# Packages that transformers' Trainer imports whenever they are installed, though a run may not use them: peft (the
+# harness's methods are its own; only `petl-bench perf` runs peft, as a reference) and, for tasks that make their data
+# in-process, datasets. Together they cost every job about 0.6 s of imports.
+OPTIONAL_IMPORTS = ("peft", "datasets")
+
+
+def skip_unused_imports(spec: Any) -> list[str]:
+    """Keep transformers from importing what this run never uses, by marking it absent (`sys.modules[name] = None`,
+    Python's own way to make an import fail; transformers' `is_*_available()` then say False). Only for runs made of
+    built-in parts: a plugin (task or form) may use either package, so with one nothing is hidden. Also never for a
+    package imported already, or `datasets` for a task that reads prepared data. Returns the hidden names."""
+    from benchmark import registry
+
+    task = registry.get_task(spec.task.task)
+    origins = [registry.task_origin(spec.task.task)]
+    origins += [registry.form_origin(m["form"]) for m in spec.method.get("compose") or []]
+    if not all(o is not None and o.builtin for o in origins):
+        return []
+    hidden = [n for n in OPTIONAL_IMPORTS if n not in sys.modules and not (n == "datasets" and task.needs_data)]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    return hidden
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from benchmark.config import Run, load_config
-    from benchmark.record import now, write_failure
-    from benchmark.rundir import ForeignCheckpoint, RunLocked
     from benchmark.spec import RunSpec
-    from benchmark.train import setup_logging, train_run
 
     if args.spec:
         spec = RunSpec.from_json(json.loads(args.spec)).with_(threads=args.threads)
@@ -77,6 +98,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--seed: {args.seed} is not a non-negative integer")
         cfg = load_config(_run_config(args))
         spec = cfg.spec(Run.of(args.task, args.method, args.budget, args.seed))
+    if getattr(args, "lean", False):
+        skip_unused_imports(spec)  # before anything imports transformers' Trainer
+    from benchmark.record import now, write_failure
+    from benchmark.rundir import ForeignCheckpoint, RunLocked
+    from benchmark.train import setup_logging, train_run
     out = Path(args.out)
     data = Path(args.data) if args.data else None
     if data is not None and not data.is_dir():
@@ -453,18 +479,22 @@ class _Parser(argparse.ArgumentParser):
         kw.setdefault("formatter_class", Help)
         super().__init__(*a, **kw)
 def _runtime_errors() -> tuple[type[BaseException], ...]:
+    """A run folder's refusals (locked, foreign checkpoint). Looked up only once one is raised: importing
+    `benchmark.rundir` imports the Trainer, which `train` must not do before `skip_unused_imports`."""
     from benchmark.rundir import ForeignCheckpoint, RunLocked
 
     return RunLocked, ForeignCheckpoint
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, lean: bool = False) -> int:
+    """The command line. `lean` (the `petl-bench` program, one process per command) lets `train` keep unused
+    packages out of the process (`skip_unused_imports`); a caller importing `main` keeps its own modules intact."""
     args = parser().parse_args(argv)
+    args.lean = lean
     fn: Callable[[argparse.Namespace], int] = args.fn
-    expected = (ConfigError, FileExistsError, RecordError, *(_runtime_errors() if args.command == "train" else ()))
     try:
         return fn(args)
-    except expected as e:
+    except (ConfigError, FileExistsError, RecordError) as e:
         print(f"petl-bench {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
@@ -478,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"petl-bench {args.command}: error: the database driver {e.name!r} is not installed: pip install it "
               f"(PostgreSQL: psycopg2-binary, or psycopg[binary] with postgresql+psycopg:// URLs)", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if args.command != "train" or not isinstance(e, _runtime_errors()):
+            raise
+        print(f"petl-bench {args.command}: error: {e}", file=sys.stderr)
         return 2
 
 
@@ -495,5 +530,10 @@ def _environment_hint(e: OSError) -> str | None:
     return None
 
 
+def console() -> int:
+    """The `petl-bench` program."""
+    return main(lean=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -403,5 +403,5 @@ def setup_logging(log_file: Path | None) -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        if "datasets" in sys.modules:  # already imported: its bars (Map, Generating split) need the call
+        if sys.modules.get("datasets") is not None:  # already imported: its bars (Map, Generating split) need the call
             sys.modules["datasets"].disable_progress_bars()

@@ -96,3 +96,76 @@ def test_set_reads_exponent_numbers() -> None:
     from benchmark.cli import _scalar
     assert _scalar("1e-4") == 1e-4 and _scalar("200") == 200 and isinstance(_scalar("200"), int)
     assert _scalar("true") is True and _scalar("constant") == "constant" and _scalar("null") is None
+
+
+# ---- a lean training process ------------------------------------------------------------------------------------
+
+def _spec(task: str, method: str, **raw):
+    from benchmark.config import Run, load_config
+
+    cfg = load_config({"tasks": {task: {"backbone": "tiny-bert"}}, "grid": [{"tasks": [task], "methods": [method]}],
+                       **raw})
+    return cfg.spec(Run.of(task, method, "default", 1))
+
+
+@pytest.fixture
+def no_optional_modules():
+    """peft and datasets absent from sys.modules for the test, then exactly as before (they may be imported)."""
+    import sys
+
+    from benchmark.cli import OPTIONAL_IMPORTS
+
+    saved = {n: sys.modules.pop(n) for n in OPTIONAL_IMPORTS if n in sys.modules}
+    try:
+        yield
+    finally:
+        for n in OPTIONAL_IMPORTS:
+            sys.modules.pop(n, None)
+        sys.modules.update(saved)
+
+
+def test_a_built_in_run_hides_what_it_never_imports(no_optional_modules, tmp_path) -> None:
+    import sys
+
+    from benchmark.cli import skip_unused_imports
+
+    assert skip_unused_imports(_spec("bit-xor", "fpt")) == ["peft", "datasets"]
+    assert sys.modules["peft"] is None and sys.modules["datasets"] is None  # `import peft` now fails, by design
+
+
+def test_a_task_reading_prepared_data_keeps_datasets(no_optional_modules, tmp_path) -> None:
+    from benchmark.cli import skip_unused_imports
+
+    (tmp_path / "sst2").mkdir()
+    for split in ("train", "validation"):
+        (tmp_path / "sst2" / f"{split}.jsonl").write_text('{"sentence": "a b", "label": 0, "idx": 0}\n')
+    assert skip_unused_imports(_spec("sst2", "lora", data_dir=str(tmp_path))) == ["peft"]
+
+
+def test_a_plugin_run_hides_nothing_and_an_imported_module_stays(no_optional_modules) -> None:
+    import sys
+
+    from benchmark.cli import skip_unused_imports
+    from tests.conftest import install_example_plugin
+
+    install_example_plugin()
+    assert skip_unused_imports(_spec("bit-xor", "ia3")) == []
+    assert "peft" not in sys.modules
+    import datasets  # noqa: F401 (already imported: never hidden)
+
+    assert skip_unused_imports(_spec("bit-xor", "fpt")) == ["peft"]
+
+
+def test_the_program_trains_without_peft_or_datasets_loaded(tmp_path) -> None:
+    """A real `petl-bench train` process: the run is ok, and neither package was imported."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from benchmark.cli import main; rc = main(sys.argv[1:], lean=True); "
+            "print(json.dumps({'rc': rc, 'loaded': [n for n in ('peft', 'datasets') if sys.modules.get(n)]}))")
+    out = subprocess.run([sys.executable, "-c", code, "train", "--task", "bit-xor", "--backbone", "tiny-gpt2",
+                          "--set", "max_steps=2", "--set", "eval_steps=2", "--out", str(tmp_path / "run"),
+                          "--resources", str(tmp_path / "res")], capture_output=True, text=True, timeout=300)
+    assert json.loads(out.stdout.splitlines()[-1]) == {"rc": 0, "loaded": []}, out.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "ok"
