@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, disk_full
 from benchmark.record import RecordError
 
 if TYPE_CHECKING:  # the command line imports lazily, so that `--help` stays fast
@@ -130,6 +130,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.error("run %s failed:\n%s", out, trace)
         write_failure(spec.to_json(), out, e, trace, started)
         # one line for the console (under Snakemake, the rule prints this last line of run.log)
+        if disk_full(e):
+            print(f"petl-bench train: failed: {_no_space(str(out))} (traceback in {log_file})", file=sys.stderr)
+            return 1
         print(f"petl-bench train: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               f"(traceback in {log_file})", file=sys.stderr)
         return 1
@@ -498,7 +501,7 @@ def main(argv: list[str] | None = None, *, lean: bool = False) -> int:
         print(f"petl-bench {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        hint = _environment_hint(e)
+        hint = _environment_hint(e, getattr(args, "out", None))
         if hint is None:
             raise
         print(f"petl-bench {args.command}: error: {hint}", file=sys.stderr)
@@ -516,18 +519,25 @@ def main(argv: list[str] | None = None, *, lean: bool = False) -> int:
         return 2
 
 
-def _environment_hint(e: OSError) -> str | None:
-    """One line for what the machine, not the code, got wrong: an unwritable folder or a full disk."""
+def _environment_hint(e: OSError, folder: str | None = None) -> str | None:
+    """One line for what the machine, not the code, got wrong: an unwritable folder or a full disk (`folder`: where
+    the command writes, named when the error does not say which file)."""
     import errno
 
-    where = e.filename or "a file"
+    where = e.filename or folder or "a file"
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (f"cannot write {where}: {e.strerror}; point --out / --db / the config's results: at a folder you "
                 f"can write")
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left writing {where}; free some (full checkpoints go once a run's record is written) or " \
-               f"point results: elsewhere"
+        return _no_space(where)
     return None
+
+
+def _no_space(where: str) -> str:
+    return (f"no space left writing {where}; free some (full checkpoints go once a run's record is written; the "
+            f"run resumes from its last complete one) or point results: elsewhere")
+
+
 
 
 def console() -> int:

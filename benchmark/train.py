@@ -24,7 +24,7 @@ from transformers import TrainerCallback
 from benchmark import determinism, plugins, registry, rundir
 from benchmark.methods.budget import solve
 from benchmark.methods.space import Method, method_from_dict
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, disk_full
 from benchmark.record import Record, now, provenance, write_record
 from benchmark.spec import RunSpec, TaskSettings
 
@@ -383,6 +383,15 @@ def _solve_budget(method: Method, budget: str, model: Any) -> tuple[Method, dict
     return method, sizes, method.formula(model)
 
 
+class RunLog(logging.FileHandler):
+    """The run's log file. On a full disk each failed line would print a traceback to stderr; the run's own error
+    says it in one line instead."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not disk_full(sys.exc_info()[1]):
+            super().handleError(record)
+
+
 def setup_logging(log_file: Path | None) -> None:
     """One line per event, once: to the run's log file when given, and to stderr only when stderr is a terminal
     that is not that file (Snakemake appends stderr to the same run.log, which used to double every line).
@@ -390,7 +399,7 @@ def setup_logging(log_file: Path | None) -> None:
     handlers: list[logging.Handler] = []
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
+        handlers.append(RunLog(log_file))
     if log_file is None or interactive():
         handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -169,3 +169,35 @@ def test_the_program_trains_without_peft_or_datasets_loaded(tmp_path) -> None:
                           "--resources", str(tmp_path / "res")], capture_output=True, text=True, timeout=300)
     assert json.loads(out.stdout.splitlines()[-1]) == {"rc": 0, "loaded": []}, out.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "record.json").read_text())["status"] == "ok"
+
+
+def _tiny_disk_available() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs /mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _tiny_disk_available(), reason="needs unshare -rm to mount a tiny tmpfs (user namespaces)")
+@pytest.mark.parametrize("size", ["4k", "32k"])
+def test_a_full_disk_gives_one_line_saying_what_to_do(tmp_path, size: str) -> None:
+    """A real full disk: `petl-bench train` into a tiny tmpfs (a private mount namespace; no root needed). Sizes put
+    the failure in the log and the failure record (4k) or in the first checkpoint (32k, which safetensors reports
+    as its own SafetensorError); each ends in one line on stderr, no traceback."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    train = [sys.executable, "-m", "benchmark.cli", "train", "--task", "bit-xor", "--backbone", "tiny-gpt2", "--set",
+             "max_steps=4", "--set", "eval_steps=2", "--out", str(disk / "run"), "--resources", str(tmp_path / "res")]
+    script = f'mount -t tmpfs -o size={size} tmpfs "$1" && shift && exec "$@"'
+    out = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(disk), *train], capture_output=True,
+                         text=True, timeout=300)
+    lines = out.stderr.splitlines()
+    assert out.returncode in (1, 2) and len(lines) == 1, out.stderr[-3000:]
+    assert f"no space left writing {disk / 'run'}" in lines[0] and "free some" in lines[0], lines[0]
+    assert "point results: elsewhere" in lines[0] and "Traceback" not in out.stderr
