@@ -54,6 +54,26 @@ def run_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def data_lock(data: Path | None) -> Iterator[None]:
+    """Serialise reading (and tokenising) one prepared data folder across processes. `datasets` caches a tokenised
+    split by content, so with the lock only the first of many jobs that start together tokenises; the others wait for
+    it and load its cache instead of each tokenising the same dataset again. No folder (generated data), or one that
+    cannot hold the lock file (read-only): no lock."""
+    try:
+        fd = os.open(Path(data) / ".tokenise.lock", os.O_RDWR | os.O_CREAT, 0o644) if data is not None else None
+    except OSError:  # a read-only folder of someone else's: read it unlocked, as before
+        fd = None
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def step_of(path: Path) -> int:
     m = CHECKPOINT.fullmatch(Path(path).name)
     return int(m.group(1)) if m else -1

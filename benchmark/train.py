@@ -236,7 +236,8 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
              100 * counts["trainable"] / counts["backbone"])
 
     settings, reserved = reserve_prompt_positions(settings, method, model)
-    data = task.data(settings, seed, data_path)
+    with rundir.data_lock(data_path):
+        data = task.data(settings, seed, data_path)
     has_length = hasattr(data.train, "__len__")
     args = _training_args(spec.train, out, seed, threads, has_length, _hf_class(task.training_args_class),
                           task.training_kwargs(spec.train))

@@ -132,3 +132,28 @@ def test_glue_head_includes_berts_pooler(tmp_path: Path, head: str, trains: bool
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     assert grads["bert.pooler.dense.weight"] is trains and grads["classifier.weight"] is trains
     assert not grads["bert.encoder.layer.0.attention.self.query.weight"]
+
+
+def test_jobs_that_start_together_tokenise_a_dataset_once(tmp_path: Path) -> None:
+    """Two training processes read one prepared SST-2 folder at once (as a grid's first wave of jobs does): under
+    the data lock the first tokenises both splits and the second loads them from `datasets`' cache (its log says so
+    twice), whatever the seed, because the full training split is tokenised before any seeded sampling."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmark.rundir import data_lock
+
+    settings = _settings("sst2", "minilm-l6", he_fixtures.glue(tmp_path / "src", "sst2", n=400), max_length=32)
+    data = _prepared("sst2", settings, tmp_path)
+    code = ("import sys, datasets; from pathlib import Path; from benchmark import registry; "
+            "from benchmark.rundir import data_lock; datasets.logging.set_verbosity_info(); "
+            f"s = {settings!r}\n"
+            "with data_lock(Path(sys.argv[2])): registry.get_task('sst2').data(s, int(sys.argv[1]), Path(sys.argv[2]))")
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    with data_lock(data):  # both start, then wait here: without the lock they would tokenise side by side
+        jobs = [subprocess.Popen([sys.executable, "-c", code, str(seed), str(data)], env=env, stderr=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, text=True) for seed in (1, 2)]
+    logs = [job.communicate(timeout=300)[1] for job in jobs]
+    assert all(job.returncode == 0 for job in jobs), logs
+    assert sorted(log.count("Loading cached processed dataset") for log in logs) == [0, 2], logs
