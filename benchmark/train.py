@@ -181,14 +181,15 @@ def process_age_s() -> float | None:
 
 
 def timing(startup: float | None, setup: float, train_loop: float, curve: list[dict[str, Any]], final_eval: float,
-           record: float) -> dict[str, Any]:
+           record: float, fixed_cpu: float | None = None) -> dict[str, Any]:
     """Where a run's wall time went. `fixed_s` is what every job pays whatever its length (process start and
     imports, model and data, provenance); evaluations inside the training loop (the Trainer's `eval_runtime`)
-    count as evaluation, not training."""
+    count as evaluation, not training. `fixed_cpu_s` is the CPU time of the same phases: on cores other jobs share,
+    wall time stretches with their load, CPU time hardly does, so it compares overhead across machines and loads."""
     loop_eval = sum(h.get("eval_runtime", 0.0) for h in curve)
     fixed = (startup or 0.0) + setup + record
     return {"startup_s": startup, "setup_s": setup, "train_s": max(0.0, train_loop - loop_eval),
-            "eval_s": loop_eval + final_eval, "record_s": record, "fixed_s": fixed}
+            "eval_s": loop_eval + final_eval, "record_s": record, "fixed_s": fixed, "fixed_cpu_s": fixed_cpu}
 
 
 def train_run(spec: RunSpec | dict[str, Any], out: Path, *, data_path: Path | None = None, force: bool = False,
@@ -252,7 +253,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
                            callbacks=[watch, events, rundir.IdentityStamp(out, spec.digest)])
     if resume:
         log.info("resuming from %s", resume)
-    t_train = time.perf_counter()
+    t_train, cpu_before_train = time.perf_counter(), time.process_time()  # CPU time since the process started
     result = (_restore_finished(trainer, resume) if resume and rundir.finished(resume)
               else trainer.train(resume_from_checkpoint=str(resume) if resume else None))
     t_eval = time.perf_counter()
@@ -262,7 +263,7 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
     curve = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
     events.final = True
     final = task.evaluate(trainer, data, settings) if status == "ok" else {}
-    t_record = time.perf_counter()
+    t_record, cpu_record = time.perf_counter(), time.process_time()
     record = Record(**{
         "key": spec.key,
         "digest": spec.digest,
@@ -296,7 +297,8 @@ def _train(spec: RunSpec, out: Path, data_path: Path | None, keep_checkpoints: b
         "delta": "delta.safetensors",
         "log": "run.log",
     })
-    times = timing(startup, t_train - t0, t_eval - t_train, curve, t_record - t_eval, time.perf_counter() - t_record)
+    times = timing(startup, t_train - t0, t_eval - t_train, curve, t_record - t_eval, time.perf_counter() - t_record,
+                   cpu_before_train + time.process_time() - cpu_record)
     record = dataclasses.replace(record, timing=times)  # the file's own write (milliseconds) comes after
     if spec.save_backbone:  # a pretraining run (Lu et al.'s Bit baseline) hands its backbone on
         from benchmark.backbones.anatomy import core_of
