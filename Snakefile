@@ -1,11 +1,17 @@
 # petl-bench: task × method × budget × seed → run records → SQLite → tables and a static leaderboard.
 #   snakemake --cores all                                  the paper grid (GPUs, Hub access)
 #   snakemake --cores all --configfile config/mini.yaml    the offline CPU preset
+#   snakemake --cores all --config rehearsal=true          every job of the paper grid in miniature, on a CPU
 # All logic lives in the `petl-bench` command and its Python packages; rules stay thin.
 from benchmark.config import load_config
 
 if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
+
+# `--config rehearsal=true` reaches the config as the text "true": the boolean switches are read as YAML reads them
+for _switch in ("rehearsal", "rehearsal_sample", "keep_checkpoints"):
+    if str(config.get(_switch)).lower() in ("true", "false"):
+        config[_switch] = str(config[_switch]).lower() == "true"
 
 # Validates against benchmark/schemas/config.schema.yaml (errors name the key) and checks every name; the config
 # file's stem is the default results root (results/<stem>), so two configs never share records.
@@ -18,6 +24,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/rehearsal.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -148,10 +148,37 @@ def _needs_data(family: str) -> bool:
 
 
 def _prepare(settings: TaskSettings, out: Path) -> Path:
+    """Prepare a task's data into `out`. A rehearsal's data is the task's own fixture in its Hub schema, written
+    here and then prepared like any local copy (so the copy and the checks run too); nothing is downloaded."""
+    import dataclasses
+    import tempfile
+
     from benchmark import registry
 
-    registry.get_task(settings.task).prepare(settings, out)
+    task = registry.get_task(settings.task)
+    if not settings.rehearsal:
+        task.prepare(settings, out)
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = task.fixture(Path(tmp) / "fixture")
+        if fixture is None:
+            raise ConfigError(f"task {task.name!r} writes no fixture: a rehearsal cannot prepare its data")
+        task.prepare(dataclasses.replace(settings, data_dir=str(fixture)), out)
+    (out / "REHEARSAL").write_text("fixture data written by the task itself for a rehearsal: not the real dataset\n")
     return out
+
+
+def cmd_standin(args: argparse.Namespace) -> int:
+    """Write a rehearsal stand-in of a backbone (tiny, random, the real architecture's limits) in the Hub layout."""
+    from benchmark.backbones.registry import get_backbone
+    from benchmark.backbones.standin import VERSION, write_standin
+
+    get_backbone(args.backbone)
+    if args.version is not None and args.version != VERSION:
+        raise ConfigError(f"--version {args.version}: this installation writes stand-ins of version {VERSION} only")
+    write_standin(args.backbone, Path(args.out))
+    print(f"wrote the stand-in of {args.backbone} (version {VERSION}) to {args.out}")
+    return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -385,6 +412,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the folder to write (train reads it with --data)")
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_data)
+
+    p = sub.add_parser("standin", help="write a rehearsal stand-in of a backbone: tiny, random weights, the real "
+                                       "architecture's position tables, vocabulary and special tokens")
+    p.add_argument("--backbone", required=True, help="a registered backbone name (see `petl-bench backbones`)")
+    p.add_argument("--out", required=True, help="the folder to write, in the Hub layout")
+    p.add_argument("--version", default=None, help="the stand-in recipe version the caller expects (default: this "
+                                                   "installation's)")
+    p.set_defaults(fn=cmd_standin)
 
     p = sub.add_parser("methods", help="list every method with its coordinates in the design space")
     p.set_defaults(fn=cmd_methods)

@@ -100,6 +100,12 @@ class Config:
         registry.load_plugins()  # plugin forms must be known before config-defined methods are parsed
         self.raw = validate(raw)
         self.raw["results"] = self.raw["results"] or results_root
+        if self.raw["rehearsal"]:  # its own results root: a rehearsal record can never sit among real ones
+            from benchmark.rehearsal import rehearse
+
+            self.raw = rehearse({**self.raw, "results": f"{self.raw['results']}-rehearsal"})
+        elif self.raw["rehearsal_sample"]:
+            raise ConfigError("rehearsal_sample: true only applies with rehearsal: true (it samples the rehearsal)")
         self._check_names()
         self.overrides = {n for n, m in self.raw["methods"].items() if m.get("override") is True}
         self.methods = {n: method_from_dict(n, {k: v for k, v in m.items() if k != "override"})
@@ -112,6 +118,8 @@ class Config:
             self.task_spec(name)
         self.specs = {r: self.spec(r) for r in self.runs}
         self.aliases = self._plan_once()
+        if self.raw["rehearsal_sample"]:
+            self._sample()
         self._check_collisions()
 
     def _check_names(self) -> None:
@@ -204,6 +212,26 @@ class Config:
         self.specs = {r: s for r, s in self.specs.items() if r not in aliases}
         return aliases
 
+    def method_family(self, name: str) -> tuple[Any, ...]:
+        """What a method exercises in code: its forms, whether everything trains, and its init."""
+        m = self.method(name)
+        return tuple(sorted({mod.form for mod in m.mods})), m.train_all, m.init
+
+    def _sample(self) -> None:
+        """A rehearsal's CI sample: every task family and every method family at least once (a run is kept when it
+        brings a new one), so each data rule, stand-in, head, form and init path runs, with the Bit pretraining."""
+        tasks: set[str] = set()
+        methods: set[tuple[Any, ...]] = set()
+        keep = []
+        for run in self.runs:
+            task, method = self.task_family(run.task), self.method_family(run.method)
+            if task not in tasks or method not in methods:
+                tasks.add(task)
+                methods.add(method)
+                keep.append(run)
+        self.runs = keep
+        self.specs = {r: self.specs[r] for r in keep}
+
     def _expand(self) -> list[Run]:
         runs: dict[Run, None] = {}
         for i, block in enumerate(self.raw["grid"]):
@@ -272,7 +300,8 @@ class Config:
         options = backbone_options(backbone, inst.get("backbone_options"), f"{where}.backbone_options")
         settings = TaskSettings(name=name, task=family, backbone=backbone, backbone_path=inst.get("backbone_path"),
                                 data_dir=data_dir, options={**task.options, **inst.get("options", {})}, train=train,
-                                version=task.version, paper=paper, backbone_options=options)
+                                version=task.version, paper=paper, backbone_options=options,
+                                rehearsal=inst.get("rehearsal"))
         task.check(settings, where)
         return settings
 
@@ -306,7 +335,10 @@ class Config:
         where = f"baselines.{name}.backbone_options"
         if baseline.backbone is not None and baseline.backbone != settings.backbone:
             paper = {k: v for k, v in settings.paper.items() if k != "backbone"}
-            settings = replace(settings, backbone=baseline.backbone, backbone_path=None, paper=paper,
+            from benchmark.rehearsal import standin_path  # a rehearsal swaps in the baseline backbone's stand-in
+
+            settings = replace(settings, backbone=baseline.backbone, paper=paper,
+                               backbone_path=standin_path(settings, baseline.backbone),
                                backbone_options=backbone_options(baseline.backbone, baseline.backbone_options, where))
         elif baseline.backbone_options:
             given = {**settings.backbone_options, **baseline.backbone_options}

@@ -56,12 +56,14 @@ class TaskSettings:
     paper: dict[str, Any] = field(default_factory=dict)  # explicit paper-cell fields (task, backbone)
     # the backbone family's resolved options (benchmark.backbones.registry.BACKBONE_OPTIONS); {} for families without
     backbone_options: dict[str, Any] = field(default_factory=dict)
+    rehearsal: str | None = None  # a rehearsal's stand-in backbones folder (benchmark.rehearsal); None: a real run
 
     def to_json(self) -> dict[str, Any]:
         out = {"name": self.name, "task": self.task, "backbone": self.backbone, "backbone_path": self.backbone_path,
                "data_dir": self.data_dir, "options": self.options, "train": self.train, "version": self.version,
                "paper": self.paper}
-        return {**out, "backbone_options": self.backbone_options} if self.backbone_options else out
+        out = {**out, "backbone_options": self.backbone_options} if self.backbone_options else out
+        return {**out, "rehearsal": self.rehearsal} if self.rehearsal else out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "TaskSettings":
@@ -69,7 +71,7 @@ class TaskSettings:
                    backbone_path=raw.get("backbone_path"), data_dir=raw.get("data_dir"),
                    options=dict(raw.get("options") or {}), train=dict(raw.get("train") or {}),
                    version=raw.get("version"), paper=dict(raw.get("paper") or {}),
-                   backbone_options=dict(raw.get("backbone_options") or {}))
+                   backbone_options=dict(raw.get("backbone_options") or {}), rehearsal=raw.get("rehearsal"))
 
     @classmethod
     def of(cls, task: Any, *, backbone: str | None = None, data_dir: str | None = None,
@@ -91,7 +93,8 @@ class TaskSettings:
 
             backbone = get_task(family).default_backbone
             return cls(name=family, task=family, backbone=backbone, backbone_path=None, data_dir=raw.get("data_dir"),
-                       options=dict(raw["options"]), train={}, version=raw.get("version"))
+                       options=dict(raw["options"]), train={}, version=raw.get("version"),
+                       rehearsal=raw.get("rehearsal"))
         except (KeyError, TypeError) as e:
             raise ConfigError(f"data settings: missing or malformed field {e} (expected task, options, data_dir, "
                               f"version)") from None
@@ -101,14 +104,15 @@ class TaskSettings:
         (LSTM, ViT), so every other run's digest is what it was before they existed."""
         out = {"family": self.task, "options": self.options, "version": self.version,
                "backbone": self.backbone, "backbone_path": self.backbone_path, "data_dir": self.data_dir}
-        return {**out, "backbone_options": self.backbone_options} if self.backbone_options else out
+        out = {**out, "backbone_options": self.backbone_options} if self.backbone_options else out
+        return {**out, "rehearsal": self.rehearsal} if self.rehearsal else out  # real runs keep their digests
 
     @property
     def data_digest(self) -> str:
         """What the prepared data folder depends on (not the backbone or the recipe): it names that folder, so a
         new data_dir or option prepares the data again instead of training on a stale copy."""
-        return digest({"family": self.task, "options": self.data_options, "version": self.version,
-                       "data_dir": self.data_dir})[:SHORT]
+        data = {"family": self.task, "options": self.data_options, "version": self.version, "data_dir": self.data_dir}
+        return digest({**data, "rehearsal": True} if self.rehearsal else data)[:SHORT]  # fixtures: their own folder
 
     @property
     def data_options(self) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class BackboneSpec:
     def config(self, path: str | None = None) -> transformers.PretrainedConfig:
         """The architecture's config, without touching weights (shipped file, package folder or Hub)."""
         transformers = _transformers()
-        if self.tiny is not None:
+        if self.tiny is not None and path is None:  # a config-only backbone, unless a folder (a stand-in) is given
             return transformers.AutoConfig.for_model(self.family, **self.tiny)
         shipped = CONFIG_DIR / f"{self.name}.json"
         if path is None and shipped.exists():

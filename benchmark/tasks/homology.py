@@ -94,7 +94,8 @@ class RemoteHomology(FPTTask):
         rng = random.Random(0)
         folder.mkdir(parents=True, exist_ok=True)
         for s in self.splits(self.options):
-            rows = [{"primary": "".join(rng.choices("ACDEFGHIKLMNPQRSTVWY", k=12)), "fold_label": i % 7}
+            rows = [{"primary": "".join(rng.choices("ACDEFGHIKLMNPQRSTVWY", k=rng.randint(30, 1200))),  # TAPE-like
+                     "fold_label": i % 7}
                     for i in range(n)]
             (folder / f"{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return folder

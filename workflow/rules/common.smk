@@ -41,8 +41,17 @@ def data_settings(family: str, data_digest: str) -> dict:
     for name in sorted({r.task for r in RUNS}):
         spec = CFG.task_spec(name)
         if (spec.task, spec.data_digest) == (family, data_digest):
-            return {"task": spec.task, "options": spec.data_options, "data_dir": spec.data_dir, "version": spec.version}
+            return {"task": spec.task, "options": spec.data_options, "data_dir": spec.data_dir, "version": spec.version,
+                    "rehearsal": spec.rehearsal}  # a rehearsal's data rule writes the task's fixture
     raise ValueError(f"{RESOURCES}/data/{family}/{data_digest} is no planned task's data (a stale target?)")
+
+
+def standins(spec: RunSpec) -> list[str]:
+    """A rehearsal run's stand-in backbone folder (its task's backbone, or the one its baseline swaps in); none for a
+    real run, or for a run that starts from the Bit-pretrained checkpoint (an input of its own)."""
+    if not spec.task.rehearsal or spec.method.get("init") == "bit":
+        return []
+    return [f"{spec.task.rehearsal}/{spec.task.backbone}"]
 
 
 def record_path(spec: RunSpec) -> str:

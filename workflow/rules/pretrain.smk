@@ -7,6 +7,8 @@
 
 
 rule pretrain_bit:
+    input:
+        lambda w: standins(bit_pretrain_spec(w.backbone)),  # a rehearsal pretrains the stand-in
     output:
         directory(f"{RESOURCES}/backbones/bit-memory/{{backbone}}/{{variant}}"),
     log:

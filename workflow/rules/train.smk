@@ -9,7 +9,7 @@ JOB_DEFAULTS = {"mem_mb": 16000, "runtime": 720}
 def train_inputs(w):
     spec = spec_of(w)
     data = [data_dir(w.task)] if needs_data(w.task) else []
-    return data + ([spec.task.backbone_path] if spec.method.get("init") == "bit" else [])
+    return data + ([spec.task.backbone_path] if spec.method.get("init") == "bit" else []) + standins(spec)
 
 
 def family_resource(family: str, key: str):
