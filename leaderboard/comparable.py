@@ -64,12 +64,20 @@ def length_differences(config: dict[str, Any] | None) -> list[str]:
     return []
 
 
+REHEARSAL = "rehearsal: a tiny random stand-in backbone on fixture data, a few steps (not a result)"
+
+
+def is_rehearsal(config: dict[str, Any] | None) -> bool:
+    """A rehearsal record (benchmark.rehearsal): its task names the stand-in backbones' folder."""
+    return bool(((config or {}).get("task") or {}).get("rehearsal"))
+
+
 def setup_differences(configs: Iterable[dict[str, Any] | None], backbone: str, paper_backbone: str) -> list[str]:
     """Every way these runs (one group's seeds) differ from the paper's setup; empty means like with like."""
-    out: list[str] = []
+    configs = list(configs)
+    out: list[str] = [REHEARSAL] if any(is_rehearsal(c) for c in configs) else []
     if backbone != paper_backbone:
         out.append(f"backbone {backbone} (paper {paper_backbone})")
-    configs = list(configs)
     if not configs or any(c is None for c in configs):
         out.append("setup unknown (no resolved config in the record)")
     for c in configs:
@@ -85,4 +93,5 @@ def display_name(task: str, config: dict[str, Any] | None) -> str:
     """The task instance as a reader should read it: 'bit-memory (n_bits 20, token_dim 10, eval_size 200)' when
     its options are not the paper's, so nobody takes an offline stand-in for the paper's task."""
     diffs = [d.split(" (paper")[0] for d in option_differences(config) if d != "task family unknown here"]
+    diffs = (["rehearsal"] if is_rehearsal(config) else []) + diffs
     return f"{task} ({', '.join(diffs)})" if diffs else task

@@ -26,7 +26,7 @@ from leaderboard import plots
 from leaderboard.cost import cost_index, load_perf, render_cost
 from leaderboard.aggregate import (RANK_TEST, Group, RunRow, cross_task_summary, fmt, fmt_interval, fmt_summary,
                                    load_groups, shared_ranks)
-from leaderboard.comparable import display_name, setup_differences
+from leaderboard.comparable import display_name, is_rehearsal, setup_differences
 from leaderboard.store import Reported, Run, engine_for
 from leaderboard.papers import load_tables
 from leaderboard.tables import PAPER_TITLES, build_views, write_tables
@@ -399,7 +399,8 @@ def render_site(db_url: str, out_dir: Path, planned: Path | Iterable[Any] | None
         n_runs = s.scalar(select(func.count()).select_from(Run)) or 0
         perf = load_perf(perf_dir)  # `petl-bench perf` records: the cost page and cost columns
         costs = cost_index(perf)
-        common = {"generated": generated, "n_runs": n_runs, "has_cost": bool(perf)}
+        rehearsals = sum(is_rehearsal(r.config) for g in groups for r in g.runs)
+        common = {"generated": generated, "n_runs": n_runs, "has_cost": bool(perf), "rehearsals": rehearsals}
         by_task: dict[str, list[Group]] = defaultdict(list)
         for g in groups:
             by_task[g.task].append(g)
