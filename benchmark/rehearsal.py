@@ -25,6 +25,7 @@ from benchmark.backbones.standin import VERSION
 # rehearsal takes the task's smoke values for them
 SMALL_OPTIONS = ("eval_size", "train_size", "select_size", "report_size", "eval_examples")
 GENERATION_OPTIONS = ("num_beams", "min_length", "max_length")  # generation tasks only (ListOps has max_length too)
+SIZES = {"report_size": 4}  # where the smoke settings leave a split whole: generation reports on 4 pairs
 TRAIN = {"log_steps": 1}  # on top of the smoke recipe: every step logged
 
 
@@ -45,7 +46,8 @@ def task_overrides(family: str) -> dict[str, Any]:
     task = registry.get_task(family)
     smoke = task.smoke or {}
     keep = SMALL_OPTIONS + (GENERATION_OPTIONS if isinstance(task, Seq2SeqTask) else ())
-    options = {k: v for k, v in (smoke.get("options") or {}).items() if k in keep and k in task.options}
+    small = {**SIZES, **(smoke.get("options") or {})}
+    options = {k: v for k, v in small.items() if k in keep and k in task.options}
     return {"options": options, "train": {**(smoke.get("train") or {}), **TRAIN}}
 
 
