@@ -315,7 +315,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     db = args.db_url or (f"sqlite:///{args.db}" if args.db else None)
     if args.db and not args.db_url and not Path(args.db).is_file():
         raise ConfigError(f"--db {args.db}: no such database; run `petl-bench ingest --db {args.db}` first")
-    print(summary(coverage(cfg, filled_cells(db) if db else None)))
+    print(summary(coverage(cfg, filled_cells(db, rehearsal=cfg.raw["rehearsal"]) if db else None)))
     if cfg.raw["rehearsal"]:
         print("these cells are filled by a rehearsal (stand-in backbones, fixture data): every planned job ran, "
               "but no number is a result")

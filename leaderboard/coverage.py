@@ -77,16 +77,19 @@ def coverage(cfg: Config, filled: set[tuple[str, str, str, str]] | None = None) 
     return list(out.values())
 
 
-def filled_cells(db_url: str) -> set[tuple[str, str, str, str]]:
-    """The reported cells that the database's runs fill (a reproduced value, as the paper tables show it)."""
+def filled_cells(db_url: str, rehearsal: bool = False) -> set[tuple[str, str, str, str]]:
+    """The reported cells that the database's runs fill (a reproduced value, as the paper tables show it). Real runs
+    only, or with `rehearsal` the rehearsal's runs only: a rehearsal fills no real cell, and a real run no rehearsal's."""
     from sqlalchemy.orm import Session
 
     from leaderboard import tables
     from leaderboard.aggregate import load_groups
+    from leaderboard.comparable import is_rehearsal
     from leaderboard.store import engine_for
 
     with Session(engine_for(db_url)) as s:
-        views = tables.build_views(load_groups(s))
+        groups = [g for g in load_groups(s) if any(is_rehearsal(r.config) for r in g.runs) == rehearsal]
+        views = tables.build_views(groups)
     return {(v.table.id, r.row, c.task, c.metric) for v in views for r in v.rows for c in r.cells
             if c is not None and c.reported is not None and c.value is not None}
 

@@ -3,6 +3,7 @@ from the data rule, a few steps — under its own results root, labelled so no n
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -101,8 +102,9 @@ def test_a_rehearsal_record_is_labelled_never_compared() -> None:
     assert setup_differences([real], "roberta-base", "roberta-base") == []
 
 
-def test_snakemake_plans_standins_data_and_bit_pretraining_for_the_rehearsal() -> None:
-    out = subprocess.run([snakemake(), "-n", "--cores", "2", "--nolock", "--config", "rehearsal=true"], cwd=REPO,
+def test_snakemake_plans_standins_data_and_bit_pretraining_for_the_rehearsal(tmp_path: Path) -> None:
+    out = subprocess.run([snakemake(), "-n", "--cores", "2", "--nolock", "--config", "rehearsal=true",
+                          f"results={tmp_path}/results", f"resources={tmp_path}/resources"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout + out.stderr
@@ -110,7 +112,7 @@ def test_snakemake_plans_standins_data_and_bit_pretraining_for_the_rehearsal() -
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert counts["train"] == 567 and counts["pretrain_bit"] == 1 and counts["data"] == 8
     assert counts["standin"] == 12  # every backbone of the grid and every swapped-in baseline
-    assert "results/config-rehearsal/leaderboard" in text
+    assert f"{tmp_path}/results-rehearsal/leaderboard" in text
 
 
 @pytest.mark.slow
@@ -133,6 +135,17 @@ def test_a_sampled_rehearsal_runs_end_to_end_and_fills_its_cells(tmp_path: Path)
     assert list(resources.glob("backbones/bit-memory/gpt2/*/config.json"))  # the Bit-pretrained stand-in
     from leaderboard.coverage import coverage, filled_cells
 
-    for c in coverage(sample, filled_cells(f"sqlite:///{root / 'bench.sqlite'}")):
+    db = f"sqlite:///{root / 'bench.sqlite'}"
+    for c in coverage(sample, filled_cells(db, rehearsal=True)):
         assert c.planned > 0 and c.filled == c.planned, c.line()
+    assert filled_cells(db) == set()  # as real results, a rehearsal fills nothing
+    # the command a user runs: the config's rehearsal, its own database by default, labelled
+    cfg = tmp_path / "paper.yaml"
+    cfg.write_text(yaml.safe_dump(paper(rehearsal_sample=True, results=str(results), resources=str(resources))))
+    cli = subprocess.run([str(Path(snakemake()).parent / "petl-bench"), "coverage", "--rehearsal", "--config",
+                          str(cfg)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    lines = [line for line in cli.stdout.splitlines() if " reported cells, " in line]
+    assert len(lines) == 2 and all(re.search(r"(\d+) with a planned run, \1 filled", line) for line in lines), cli.stdout
+    assert "no number is a result" in cli.stdout
     assert "Rehearsal." in (root / "leaderboard" / "index.html").read_text()
