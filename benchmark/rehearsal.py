@@ -51,6 +51,17 @@ def task_overrides(family: str) -> dict[str, Any]:
     return {"options": options, "train": {**(smoke.get("train") or {}), **TRAIN}}
 
 
+def _check_standin(backbone: str, where: str) -> None:
+    """At planning: the backbone has a config to shrink into a stand-in (else the stand-in rule would fail later)."""
+    from benchmark.backbones.standin import real_config
+    from benchmark.errors import ConfigError
+
+    try:
+        real_config(backbone)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
     """The validated config `raw` as its rehearsal: same grid, stand-in backbones, fixture data, smoke training."""
     out = copy.deepcopy(raw)
@@ -61,9 +72,15 @@ def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
         family = inst.get("task", name)
         over = task_overrides(family)
         backbone = inst.get("backbone", registry.get_task(family).default_backbone)
+        _check_standin(backbone, f"tasks.{name}.backbone")
         inst.update(backbone_path=f"{root}/{backbone}", data_dir=None, rehearsal=root,
                     options={**inst.get("options", {}), **over["options"]},
                     train={**inst.get("train", {}), **over["train"]})
+    for block in out["grid"]:
+        for m in block["methods"]:  # a baseline that swaps its backbone in needs that one's stand-in too
+            init = str((out["methods"].get(m) or {}).get("init") or getattr(registry.methods().get(m), "init", ""))
+            if init.startswith("backbone:"):
+                _check_standin(init.removeprefix("backbone:"), f"methods.{m}.init")
     for block in out["grid"]:  # a block's own training overrides must not undo the rehearsal's length
         block["train"] = {k: v for k, v in block.get("train", {}).items() if k not in ("max_steps", "num_epochs",
                                                                                          "eval_steps", "save_steps")}

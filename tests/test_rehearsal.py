@@ -149,3 +149,15 @@ def test_a_sampled_rehearsal_runs_end_to_end_and_fills_its_cells(tmp_path: Path)
     assert len(lines) == 2 and all(re.search(r"(\d+) with a planned run, \1 filled", line) for line in lines), cli.stdout
     assert "no number is a result" in cli.stdout
     assert "Rehearsal." in (root / "leaderboard" / "index.html").read_text()
+
+
+def test_a_backbone_without_a_config_to_shrink_stops_the_rehearsal_at_planning(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.backbones import standin
+    from benchmark.errors import ConfigError
+
+    monkeypatch.setattr(standin, "CONFIG_DIR", tmp_path)  # no shipped configs
+    grid = {"grid": [{"tasks": ["sst2"], "methods": ["lora"]}]}
+    assert load_config(grid).runs  # a real run does not need one
+    with pytest.raises(ConfigError, match=r"tasks\.sst2\.backbone: backbone 'roberta-base': no shipped config"):
+        load_config({**grid, "rehearsal": True})

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.backbones.registry import CONFIG_DIR, get_backbone
+from benchmark.errors import ConfigError
 
 VERSION = "1"  # bump when a stand-in's recipe changes: its folder (resources/rehearsal/v<VERSION>/) changes too
 WIDTH, FFN, DEPTH, HEADS, HEAD_DIM = 16, 32, 2, 2, 8
@@ -39,8 +40,11 @@ def real_config(name: str) -> dict[str, Any]:
     shipped = CONFIG_DIR / f"{name}.json"
     if spec.tiny is not None:
         return {"model_type": spec.family, **spec.tiny}
+    if not shipped.exists() and spec.source.startswith("package:"):  # a wheel's local folder (offline)
+        shipped = Path(spec.location()) / "config.json"
     if not shipped.exists():
-        raise FileNotFoundError(f"backbone {name!r} has no shipped config ({shipped}): a stand-in is derived from it")
+        raise ConfigError(f"backbone {name!r}: no shipped config ({shipped}) to derive a rehearsal stand-in from; "
+                          f"add its Hub config.json there")
     return {k: v for k, v in json.loads(shipped.read_text()).items() if not k.startswith("_")}
 
 
