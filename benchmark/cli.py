@@ -308,10 +308,13 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from benchmark.config import load_config, read_yaml
     from leaderboard.coverage import coverage, filled_cells, summary
 
-    cfg = load_config(args.config)
     if args.rehearsal:  # the grid's rehearsal: its planned runs, and by default its own database
-        cfg = load_config({**read_yaml(Path(args.config)), "rehearsal": True}, args.config)
+        if not Path(args.config).is_file():
+            raise ConfigError(f"config file {args.config} does not exist")
+        cfg = load_config({**(read_yaml(Path(args.config)) or {}), "rehearsal": True}, args.config)
         args.db = args.db or (None if args.db_url else f"{cfg.raw['results']}/bench.sqlite")
+    else:
+        cfg = load_config(args.config)
     db = args.db_url or (f"sqlite:///{args.db}" if args.db else None)
     if args.db and not args.db_url and not Path(args.db).is_file():
         raise ConfigError(f"--db {args.db}: no such database; run `petl-bench ingest --db {args.db}` first")
