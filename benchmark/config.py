@@ -213,9 +213,11 @@ class Config:
         return aliases
 
     def method_family(self, name: str) -> tuple[Any, ...]:
-        """What a method exercises in code: its forms, whether everything trains, and its init."""
-        m = self.method(name)
-        return tuple(sorted({mod.form for mod in m.mods})), m.train_all, m.init
+        """What a method (or baseline) exercises in code: its forms, whether everything trains, the weights it starts
+        from and a swapped-in backbone."""
+        m, baseline = self.method(name), self.baselines.get(name)
+        return (tuple(sorted({mod.form for mod in m.mods})), m.train_all,
+                baseline.init if baseline else "pretrained", baseline.backbone if baseline else None)
 
     def _sample(self) -> None:
         """A rehearsal's CI sample: every task family and every method family at least once (a run is kept when it

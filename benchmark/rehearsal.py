@@ -78,9 +78,12 @@ def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
                     train={**inst.get("train", {}), **over["train"]})
     for block in out["grid"]:
         for m in block["methods"]:  # a baseline that swaps its backbone in needs that one's stand-in too
-            init = str((out["methods"].get(m) or {}).get("init") or getattr(registry.methods().get(m), "init", ""))
-            if init.startswith("backbone:"):
-                _check_standin(init.removeprefix("backbone:"), f"methods.{m}.init")
+            from benchmark.baselines import BUILTIN
+
+            own = (out.get("baselines") or {}).get(m)
+            backbone = own.get("backbone") if isinstance(own, dict) else getattr(BUILTIN.get(m), "backbone", None)
+            if backbone:
+                _check_standin(backbone, f"baselines.{m}.backbone")
     for block in out["grid"]:  # a block's own training overrides must not undo the rehearsal's length
         block["train"] = {k: v for k, v in block.get("train", {}).items() if k not in ("max_steps", "num_epochs",
                                                                                          "eval_steps", "save_steps")}

