@@ -138,6 +138,7 @@ def test_jobs_that_start_together_tokenise_a_dataset_once(tmp_path: Path) -> Non
     """Two training processes read one prepared SST-2 folder at once (as a grid's first wave of jobs does): under
     the data lock the first tokenises both splits and the second loads them from `datasets`' cache (its log says so
     twice), whatever the seed, because the full training split is tokenised before any seeded sampling."""
+    import json
     import os
     import subprocess
     import sys
@@ -148,7 +149,8 @@ def test_jobs_that_start_together_tokenise_a_dataset_once(tmp_path: Path) -> Non
     data = _prepared("sst2", settings, tmp_path)
     code = ("import sys, datasets; from pathlib import Path; from benchmark import registry; "
             "from benchmark.rundir import data_lock; datasets.logging.set_verbosity_info(); "
-            f"s = {settings!r}\n"
+            "from benchmark.spec import TaskSettings; import json; "
+            f"s = TaskSettings.from_json(json.loads({json.dumps(settings.to_json())!r}))\n"
             "with data_lock(Path(sys.argv[2])): registry.get_task('sst2').data(s, int(sys.argv[1]), Path(sys.argv[2]))")
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     with data_lock(data):  # both start, then wait here: without the lock they would tokenise side by side
