@@ -15,7 +15,7 @@ import pytest
 from benchmark.errors import ConfigError
 from benchmark.perf import cases
 from benchmark.perf.cases import Case, plan
-from benchmark.perf.measure import measure, outcome
+from benchmark.perf.measure import outcome
 from benchmark.perf.run import SCHEMA, add_ratios, format_table, run_perf
 
 HAS_PEFT = importlib.util.find_spec("peft") is not None
