@@ -417,6 +417,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-ids", help="comma-separated GPU ids shared by concurrent jobs; this job claims a free one")
     p.set_defaults(fn=cmd_train)
 
+    p = sub.add_parser("warm-server", help="import torch and transformers once and fork each `train` that finds "
+                                           "SOCKET in $PETL_BENCH_WARM (the workflow starts it for CPU runs)")
+    p.add_argument("--socket", required=True, help="the Unix socket to listen on (appears once the imports are done)")
+    p.add_argument("--parent", type=int, help="end when the process with this id (the Snakemake run) is gone")
+    p.set_defaults(fn=cmd_warm_server)
+
     p = sub.add_parser("data", help="fetch a task's data from the Hub, or copy it from --data-dir, into a folder")
     _task_arg(p)
     p.add_argument("--out", required=True, help="the folder to write (train reads it with --data)")
@@ -529,6 +535,13 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *a: Any, **kw: Any) -> None:
         kw.setdefault("formatter_class", Help)
         super().__init__(*a, **kw)
+def cmd_warm_server(args: argparse.Namespace) -> int:
+    from benchmark.warmstart import serve
+
+    serve(Path(args.socket), args.parent)
+    return 0
+
+
 def _runtime_errors() -> tuple[type[BaseException], ...]:
     """A run folder's refusals (locked, foreign checkpoint). Looked up only once one is raised: importing
     `benchmark.rundir` imports the Trainer, which `train` must not do before `skip_unused_imports`."""
@@ -589,7 +602,14 @@ def _no_space(where: str) -> str:
 
 
 def console() -> int:
-    """The `petl-bench` program."""
+    """The `petl-bench` program. A train job hands itself to the workflow's warm server when there is one
+    (benchmark.warmstart), else runs here."""
+    if sys.argv[1:2] == ["train"]:
+        from benchmark.warmstart import run_warm
+
+        code = run_warm(sys.argv[1:])
+        if code is not None:
+            return code
     return main(lean=True)
 
 

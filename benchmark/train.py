@@ -185,11 +185,15 @@ def timing(startup: float | None, setup: float, train_loop: float, curve: list[d
     """Where a run's wall time went. `fixed_s` is what every job pays whatever its length (process start and
     imports, model and data, provenance); evaluations inside the training loop (the Trainer's `eval_runtime`)
     count as evaluation, not training. `fixed_cpu_s` is the CPU time of the same phases: on cores other jobs share,
-    wall time stretches with their load, CPU time hardly does, so it compares overhead across machines and loads."""
+    wall time stretches with their load, CPU time hardly does, so it compares overhead across machines and loads.
+    `warm_start`: the process was forked from the workflow's warm server (benchmark.warmstart), its imports done."""
+    from benchmark import warmstart
+
     loop_eval = sum(h.get("eval_runtime", 0.0) for h in curve)
     fixed = (startup or 0.0) + setup + record
     return {"startup_s": startup, "setup_s": setup, "train_s": max(0.0, train_loop - loop_eval),
-            "eval_s": loop_eval + final_eval, "record_s": record, "fixed_s": fixed, "fixed_cpu_s": fixed_cpu}
+            "eval_s": loop_eval + final_eval, "record_s": record, "fixed_s": fixed, "fixed_cpu_s": fixed_cpu,
+            "warm_start": warmstart.FORKED}
 
 
 def train_run(spec: RunSpec | dict[str, Any], out: Path, *, data_path: Path | None = None, force: bool = False,

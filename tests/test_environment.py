@@ -35,7 +35,7 @@ def test_a_drifted_environment_is_named(tmp_path: Path) -> None:
     status = lock_status(lock)
     assert status["sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
     assert status["matches"] is False
-    assert status["mismatches"] == [f"not-a-real-package-xyz==missing (lock: 1.0)",
+    assert status["mismatches"] == ["not-a-real-package-xyz==missing (lock: 1.0)",
                                     f"sqlalchemy=={metadata.version('sqlalchemy')} (lock: 0.0.1)"]
     assert short(status) == f"lock {status['sha256'][:12]} (2 packages differ)"
     assert lock_status(tmp_path / "absent.txt")["matches"] is None

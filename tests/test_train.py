@@ -54,7 +54,7 @@ def test_record_has_design_fields(fpt_record) -> None:
 def test_record_says_where_the_time_went(fpt_record) -> None:
     record, _ = fpt_record
     t = record["timing"]
-    assert set(t) == {"startup_s", "setup_s", "train_s", "eval_s", "record_s", "fixed_s", "fixed_cpu_s"}
+    assert set(t) == {"startup_s", "setup_s", "train_s", "eval_s", "record_s", "fixed_s", "fixed_cpu_s", "warm_start"}
     assert t["setup_s"] > 0 and t["train_s"] > 0 and t["eval_s"] > 0 and t["record_s"] > 0
     assert t["eval_s"] >= sum(h["eval_runtime"] for h in record["curve"])  # two evaluations inside the loop
     assert t["fixed_s"] == pytest.approx((t["startup_s"] or 0) + t["setup_s"] + t["record_s"])
@@ -67,7 +67,7 @@ def test_timing_splits_loop_evaluations_from_training() -> None:
     curve = [{"step": 3, "eval_runtime": 0.5}, {"step": 6, "eval_runtime": 0.25}]
     assert timing(2.0, 1.5, 10.0, curve, 0.25, 0.5, 3.5) == {
         "startup_s": 2.0, "setup_s": 1.5, "train_s": 9.25, "eval_s": 1.0, "record_s": 0.5, "fixed_s": 4.0,
-        "fixed_cpu_s": 3.5}
+        "fixed_cpu_s": 3.5, "warm_start": False}
     assert timing(None, 1.0, 2.0, [], 0.0, 0.5)["fixed_s"] == 1.5  # no /proc: the process start is unknown
 
 
