@@ -47,6 +47,9 @@ rule train:
     log:
         f"{RESULTS}/runs/{{task}}/{{method}}/{{budget}}/{{variant}}/{{seed}}/run.log",
     threads: CFG.raw["threads"]
+    # Longest first: a run that trains the whole backbone costs 2–5 times a parameter-efficient one, and started
+    # last it would leave the other cores idle at the end of the grid.
+    priority: lambda w: 1 if spec_of(w).method.get("train_all") else 0
     resources:
         gpu=lambda w: job_resource(w, "gpus"),
         mem_mb=lambda w, attempt: job_resource(w, "mem_mb") * attempt,
