@@ -35,9 +35,10 @@ rule all:
 
 # Local CPU runs: one process imports torch and transformers, and every train job forks from it instead of paying
 # ~3.5 s of CPU for the imports (benchmark.warmstart). Not on a cluster executor, not with GPUs (CUDA and fork do
-# not mix); `--config warm_start=false` turns it off.
+# not mix: with `gpu_ids` no server starts, and a server that sees a GPU ends at once); `--config warm_start=false`
+# turns it off.
 onstart:
-    if workflow.local_exec and CFG.raw["warm_start"] and not CFG.raw["gpus"] and not CFG.raw["gpu_ids"]:
+    if workflow.local_exec and CFG.raw["warm_start"] and not CFG.raw["gpu_ids"]:
         from pathlib import Path
         from benchmark import warmstart
         warmstart.start(Path(RESULTS) / "logs" / "warm-server.log", CFG.raw["threads"])

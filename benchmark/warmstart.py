@@ -7,7 +7,8 @@ environment and standard streams, and the server forks a child that runs the com
 process would (fresh argument parsing, the job's environment, its own seeds). The job's process stays as a proxy:
 it waits for the child's exit status, passes SIGTERM/SIGINT/SIGHUP on to it, and the child ends itself if the
 proxy dies (a killed Snakemake, a SIGKILL). Without a server, or if it cannot take the job, the command runs in
-its own process as always. CPU only: CUDA must not be initialised before a fork, so GPU configs never start one.
+its own process as always. CPU only: CUDA must not be initialised before a fork, so the server does not serve on a
+machine where torch sees a GPU, and configs that assign GPUs (`gpu_ids`) never start one.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ PRELOAD = ("torch", "transformers.modeling_utils", "transformers.models.auto.mod
            "benchmark.config", "benchmark.backbones.registry")
 _HEADER = 8  # bytes of a request's length prefix
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+CUDA_VISIBLE = 3  # the server's exit status when it will not serve: this machine has a GPU
 FORKED = False  # True in a job's process forked by the server (its record's timing says so)
 
 log = logging.getLogger("petl_bench")
@@ -66,8 +68,9 @@ def start(log_file: Path, threads: int, timeout_s: float = 120.0) -> subprocess.
     deadline = time.monotonic() + timeout_s
     while not path.exists():
         if server.poll() is not None or time.monotonic() > deadline:
-            print(f"petl-bench: the warm server did not start (see {log_file}); every job imports torch itself",
-                  file=sys.stderr)
+            why = ("a GPU is visible (CUDA does not survive a fork)" if server.poll() == CUDA_VISIBLE else
+                   f"the warm server did not start (see {log_file})")
+            print(f"petl-bench: {why}; every train job imports torch itself", file=sys.stderr)
             stop(server, folder)
             return None
         time.sleep(0.1)
@@ -145,6 +148,10 @@ def _forward_to(child: int, forwarded: list[int]) -> Callable[[int, Any], None]:
 def serve(path: Path, parent: int | None = None, preload: tuple[str, ...] = PRELOAD) -> None:
     """Import `preload`, listen on `path`, fork a child per request; return when the process `parent` (the
     Snakemake run that started the server) is gone. The socket appears only once the imports are done."""
+    if _cuda_visible():
+        print("warm server: a GPU is visible; a job forked from a process that loaded torch could not use it "
+              "safely, so every job starts in its own process", file=sys.stderr, flush=True)
+        sys.exit(CUDA_VISIBLE)
     for name in preload:
         importlib.import_module(name)
     import torch
@@ -205,6 +212,21 @@ def _changed(loaded: dict[str, tuple[int, int]]) -> str | None:
         if (stat.st_mtime_ns, stat.st_size) != (mtime, size):
             return name
     return None
+
+
+def _cuda_visible() -> bool:
+    """Whether torch sees a GPU, asked through NVML, which (unlike the CUDA runtime) leaves a later fork safe."""
+    saved = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    finally:
+        if saved is None:
+            del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+        else:
+            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = saved
 
 
 def _reap(jobs: dict[int, socket.socket]) -> None:
@@ -275,6 +297,7 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
         os.environ.update(request["env"])
         os.environ.pop(ENV, None)  # a command this child starts runs in its own process
         tempfile.tempdir = None  # found again from the job's TMPDIR
+        _fresh_entropy()
         sys.argv = ["petl-bench", *request["argv"]]
         conn.sendall(f"pid {os.getpid()}\n".encode())
         threading.Thread(target=_end_with, args=(conn,), daemon=True).start()
@@ -298,6 +321,17 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
         except OSError:
             pass
     return code
+
+
+def _fresh_entropy() -> None:
+    """A cold process starts Python's and NumPy's global generators from fresh entropy; forked children would all
+    share the server's state. Runs seed what they use; this keeps anything unseeded as it is in a cold process."""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
 
 
 def _end_with(conn: socket.socket) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -191,3 +192,15 @@ def test_snakemake_runs_jobs_warm_and_stops_its_server(repo, tmp_path, shared_da
     assert records["true"].keys() == records["false"].keys()
     for key, record in records["true"].items():
         assert record["metrics"] == records["false"][key]["metrics"], key
+
+
+def test_a_server_on_a_machine_with_a_gpu_serves_no_job(repo, tmp_path):
+    """A forked child could not use a GPU that the parent's torch has seen: where torch sees one, the server ends
+    before it listens, with its own exit status, and the workflow's jobs start cold."""
+    path = tmp_path / "s"
+    script = ("import sys, torch; torch.cuda.is_available = lambda: True\n"
+              "from benchmark.warmstart import serve\n"
+              f"serve(__import__('pathlib').Path({str(path)!r}))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == warmstart.CUDA_VISIBLE, done.stderr
+    assert "a GPU is visible" in done.stderr and not path.exists()
