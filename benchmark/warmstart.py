@@ -39,9 +39,6 @@ _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 CUDA_VISIBLE = 3  # the server's exit status when it will not serve: this machine has a GPU
 FORKED = False  # True in a job's process forked by the server (its record's timing says so)
 
-log = logging.getLogger("petl_bench")
-
-
 # --- the workflow's side -------------------------------------------------------------------------------------------
 
 # What Snakemake sets in each job's environment to its thread count; libraries read some of them once, at import.
@@ -287,8 +284,9 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
     global FORKED
     FORKED, code = True, 1
     try:
-        for sig in (*_FORWARDED, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a cold process: a KeyboardInterrupt
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -306,7 +304,7 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
         code = main(request["argv"], lean=True)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException:  # what an uncaught exception does to the job's own process: a traceback, status 1
+    except BaseException:  # what an uncaught exception (a KeyboardInterrupt too) does to a cold job: traceback, 1
         traceback.print_exc()
         code = 1
     finally:
