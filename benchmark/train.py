@@ -21,7 +21,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from benchmark import determinism, plugins, registry, rundir
+from benchmark import determinism, plugins, registry, rundir, warmstart
 from benchmark.methods.budget import solve
 from benchmark.methods.space import Method, method_from_dict
 from benchmark.errors import ConfigError, disk_full
@@ -187,8 +187,6 @@ def timing(startup: float | None, setup: float, train_loop: float, curve: list[d
     count as evaluation, not training. `fixed_cpu_s` is the CPU time of the same phases: on cores other jobs share,
     wall time stretches with their load, CPU time hardly does, so it compares overhead across machines and loads.
     `warm_start`: the process was forked from the workflow's warm server (benchmark.warmstart), its imports done."""
-    from benchmark import warmstart
-
     loop_eval = sum(h.get("eval_runtime", 0.0) for h in curve)
     fixed = (startup or 0.0) + setup + record
     return {"startup_s": startup, "setup_s": setup, "train_s": max(0.0, train_loop - loop_eval),

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from safetensors.torch import load_file
@@ -25,11 +26,8 @@ def _start_server(repo):
     path = folder / "socket"
     proc = subprocess.Popen([petl_bench(), "warm-server", "--socket", str(path)], cwd=repo,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not path.exists():
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "the warm server did not listen within 120 s"
-        time.sleep(0.1)
+    _until(lambda: path.exists() or proc.poll() is not None, 120, "the warm server did not listen within 120 s")
+    assert proc.poll() is None, proc.stdout.read()
     yield proc, path
     proc.terminate()
     proc.wait(timeout=10)
@@ -61,11 +59,15 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def _wait_for_step(log: Path, timeout_s: float = 120) -> None:
+def _until(done: Callable[[], bool], timeout_s: float, why: str) -> None:
     deadline = time.monotonic() + timeout_s
-    while not (log.is_file() and " step " in log.read_text()):
-        assert time.monotonic() < deadline, f"no training step in {log}"
-        time.sleep(0.2)
+    while not done():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
+
+
+def _wait_for_step(log: Path) -> None:
+    _until(lambda: log.is_file() and " step " in log.read_text(), 120, f"no training step in {log}")
 
 
 def _untimed(curve: list[dict]) -> list[dict]:
@@ -109,10 +111,8 @@ def test_a_signal_to_the_job_ends_its_warm_process_too(repo, tmp_path, server, s
     (child,) = _children(proc.pid)
     job.send_signal(sig)
     assert job.wait(timeout=30) == -sig
-    deadline = time.monotonic() + 15
-    while _children(proc.pid) or Path(f"/proc/{child}").exists():
-        assert time.monotonic() < deadline, f"the warm child {child} outlived its job's process"
-        time.sleep(0.2)
+    _until(lambda: not _children(proc.pid) and not Path(f"/proc/{child}").exists(), 15,
+           f"the warm child {child} outlived its job's process")
 
 
 def test_a_killed_warm_process_fails_its_job_as_killed(repo, tmp_path, server):
@@ -154,16 +154,11 @@ def test_the_server_ends_with_the_run_that_started_it(repo, tmp_path):
     parent = subprocess.Popen(["bash", "-c", f"{petl_bench()} warm-server --socket {path} --parent $$ & "
                                              f"echo $!; sleep 600"], cwd=repo, stdout=subprocess.PIPE, text=True)
     server = int(parent.stdout.readline())
-    deadline = time.monotonic() + 120
-    while not path.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    _until(path.exists, 120, "the warm server did not listen within 120 s")
     parent.kill()
     parent.wait()
-    deadline = time.monotonic() + 15
-    while Path(f"/proc/{server}").exists() and "Z" not in Path(f"/proc/{server}/stat").read_text().split()[2]:
-        assert time.monotonic() < deadline, "the server outlived the run that started it"
-        time.sleep(0.2)
+    _until(lambda: not Path(f"/proc/{server}").exists() or "Z" in Path(f"/proc/{server}/stat").read_text().split()[2],
+           15, "the server outlived the run that started it")
     assert not path.exists()
     path.parent.rmdir()
 
